@@ -1,0 +1,202 @@
+//! Tripline's detection engine: YARA-L 2.0 rules over log events.
+//!
+//! The engine is plain Rust with one dependency, `regex`, so that the same
+//! code runs natively (rule checking, benchmarks) and inside the detector
+//! component. Its stages, one module each:
+//!
+//! - [`syntax`]: lexer and parser, rule text to syntax tree;
+//! - [`compile`]: syntax tree to evaluation plan, refusing what the
+//!   evaluator does not run;
+//! - [`reader`]: one event's JSON to the UDM field values the plan reads,
+//!   with [`source`] tables for raw CloudTrail, Azure and Entra ID records;
+//! - [`eval`]: the plan over an event.
+
+pub mod compile;
+pub mod diag;
+pub mod eval;
+pub mod reader;
+pub mod source;
+pub mod syntax;
+
+use compile::{FieldTable, Rule};
+use diag::{Code, Diagnostic, Source};
+use reader::json::{Captures, JsonError, JsonErrorKind};
+use reader::Reader;
+
+/// A diagnostic and the index of the source it is in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    pub source: usize,
+    pub diag: Diagnostic,
+}
+
+/// Why an event could not be evaluated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventError {
+    /// The line holds only whitespace.
+    Empty,
+    /// Not valid UTF-8 or not valid JSON.
+    Malformed(JsonError),
+    /// Valid JSON, but not an object.
+    NotAnObject,
+    /// Nested deeper than the reader allows.
+    TooDeep,
+}
+
+impl std::fmt::Display for EventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventError::Empty => f.write_str("empty line"),
+            EventError::Malformed(e) => write!(f, "malformed JSON: {e}"),
+            EventError::NotAnObject => f.write_str("expected a JSON object at the top level"),
+            EventError::TooDeep => {
+                write!(f, "nested deeper than {} levels", reader::json::MAX_DEPTH)
+            }
+        }
+    }
+}
+
+/// One rule that matched one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    /// Index into [`Engine::rules`].
+    pub rule: u32,
+    /// The values of the rule's placeholders, in order.
+    pub variables: Vec<Vec<String>>,
+}
+
+/// A compiled rule set and the reader for the fields it uses.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    reader: Reader,
+    fields: FieldTable,
+}
+
+/// Per-thread scratch space for [`Engine::evaluate`].
+pub struct Scratch {
+    captures: Captures,
+}
+
+impl Engine {
+    /// Compiles every rule in `sources`. Either all compile, or every
+    /// problem in every source is returned, in source order.
+    pub fn load(sources: &[Source<'_>]) -> Result<Engine, Vec<LoadError>> {
+        let mut fields = FieldTable::default();
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut errors = Vec::new();
+        for (index, src) in sources.iter().enumerate() {
+            let mut diags = Vec::new();
+            let tokens = syntax::lexer::lex(src.text, &mut diags);
+            let parsed = syntax::parser::parse(&tokens, &mut diags);
+            for rule in &parsed {
+                match compile::compile(rule, src.name, &mut fields) {
+                    Ok(compiled) => {
+                        if rules.iter().any(|r| r.name == compiled.name) {
+                            let mut d = Diagnostic::new(
+                                Code::DuplicateRule,
+                                rule.name_span,
+                                format!(
+                                    "expected a unique rule name, found a second `{}`",
+                                    rule.name
+                                ),
+                            );
+                            d.rule = Some(rule.name.clone());
+                            diags.push(d);
+                        } else {
+                            rules.push(compiled);
+                        }
+                    }
+                    Err(ds) => diags.extend(ds),
+                }
+            }
+            diags.sort_by_key(|d| d.span.start);
+            errors.extend(diags.into_iter().map(|diag| LoadError { source: index, diag }));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let reader = Reader::new(fields.names());
+        Ok(Engine { rules, reader, fields })
+    }
+
+    /// The compiled rules, in the order of their sources.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The UDM fields the rules read.
+    pub fn fields(&self) -> &[String] {
+        self.fields.names()
+    }
+
+    pub fn scratch(&self) -> Scratch {
+        Scratch { captures: self.reader.scratch() }
+    }
+
+    /// Evaluates one event (one line, without its newline) and appends the
+    /// rules it matches to `out`.
+    pub fn evaluate(
+        &self,
+        line: &[u8],
+        scratch: &mut Scratch,
+        out: &mut Vec<Match>,
+    ) -> Result<(), EventError> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Err(EventError::Empty);
+        }
+        let event = self.reader.read(line, &mut scratch.captures).map_err(|e| match e.kind {
+            JsonErrorKind::NotAnObject => EventError::NotAnObject,
+            JsonErrorKind::TooDeep => EventError::TooDeep,
+            _ => EventError::Malformed(e),
+        })?;
+        for (index, rule) in self.rules.iter().enumerate() {
+            if rule.pred.holds(&event) {
+                let variables = rule.bindings.iter().map(|&f| event.values(f)).collect();
+                out.push(Match { rule: index as u32, variables });
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates every line of `batch` (NDJSON; a final newline does not
+    /// start another line) and calls `each` once per line, in order.
+    pub fn evaluate_batch(
+        &self,
+        batch: &[u8],
+        scratch: &mut Scratch,
+        mut each: impl FnMut(Result<&[Match], EventError>),
+    ) {
+        let mut matches = Vec::new();
+        for line in lines(batch) {
+            matches.clear();
+            match self.evaluate(line, scratch, &mut matches) {
+                Ok(()) => each(Ok(&matches)),
+                Err(e) => each(Err(e)),
+            }
+        }
+    }
+}
+
+/// The lines of an NDJSON buffer, without their `\n`. A final `\n` does not
+/// start another line; an empty buffer has no lines.
+pub fn lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = batch.strip_suffix(b"\n").unwrap_or(batch);
+    let empty = batch.is_empty();
+    body.split(|&b| b == b'\n').filter(move |_| !empty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_ndjson_framing() {
+        let count = |b: &[u8]| lines(b).count();
+        assert_eq!(count(b""), 0);
+        assert_eq!(count(b"\n"), 1);
+        assert_eq!(count(b"a"), 1);
+        assert_eq!(count(b"a\n"), 1);
+        assert_eq!(count(b"a\n\nb"), 3);
+    }
+}

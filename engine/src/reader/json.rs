@@ -1,0 +1,584 @@
+//! A validating JSON scanner that extracts only the values rules read.
+//!
+//! It walks an event's text once. Keys on a wanted path are followed; every
+//! other value is checked for well-formedness and skipped without building
+//! anything. Wanted scalars are recorded as byte ranges of the input; only
+//! strings with escapes are copied, unescaped, into a scratch arena. After
+//! warm-up the scanner allocates nothing per event.
+
+use std::fmt;
+
+use super::trie::{PathTrie, ROOT};
+
+/// How deeply objects and arrays may nest. Deeper events are refused
+/// rather than risk the guest's small stack.
+pub const MAX_DEPTH: u32 = 128;
+
+/// What kind of value a capture holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Number,
+    Bool,
+    /// An object or array stands at a wanted path. Its contents are not
+    /// a value, but its presence tells event shapes apart.
+    Container,
+}
+
+/// A value found at a wanted path: `start..end` of the event text, or of
+/// the arena when `in_arena` (an unescaped string).
+#[derive(Clone, Copy, Debug)]
+pub struct Capture {
+    pub start: u32,
+    pub end: u32,
+    pub in_arena: bool,
+    pub kind: Kind,
+}
+
+/// The values found in one event, by the trie's slot numbers.
+#[derive(Debug, Default)]
+pub struct Captures {
+    slots: Vec<Vec<Capture>>,
+    arena: String,
+}
+
+impl Captures {
+    pub fn new(slot_count: usize) -> Captures {
+        Captures { slots: vec![Vec::new(); slot_count], arena: String::new() }
+    }
+
+    fn clear(&mut self) {
+        for slot in &mut self.slots {
+            slot.clear();
+        }
+        self.arena.clear();
+    }
+
+    /// Every capture of `slot`, in the order they appear in the event.
+    pub fn get(&self, slot: u16) -> &[Capture] {
+        &self.slots[slot as usize]
+    }
+
+    /// The text of a capture of the event `line`.
+    pub fn text<'a>(&'a self, line: &'a str, cap: &Capture) -> &'a str {
+        let (s, e) = (cap.start as usize, cap.end as usize);
+        if cap.in_arena {
+            &self.arena[s..e]
+        } else {
+            &line[s..e]
+        }
+    }
+}
+
+/// Why an event is not valid JSON, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonError {
+    /// Byte offset in the event, from 0.
+    pub offset: u32,
+    pub kind: JsonErrorKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JsonErrorKind {
+    /// Not valid UTF-8.
+    Utf8,
+    /// The top-level value is valid JSON but not an object.
+    NotAnObject,
+    /// Deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// Something else was expected here.
+    Expected(&'static str),
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            JsonErrorKind::Utf8 => write!(f, "invalid UTF-8 at byte {}", self.offset),
+            JsonErrorKind::NotAnObject => f.write_str("expected a JSON object at the top level"),
+            JsonErrorKind::TooDeep => write!(f, "nested deeper than {MAX_DEPTH} levels"),
+            JsonErrorKind::Expected(what) => write!(f, "expected {what} at byte {}", self.offset),
+        }
+    }
+}
+
+/// Scans `line` as one JSON object and records into `out` the values at the
+/// paths of `trie`.
+pub fn scan(line: &str, trie: &PathTrie, out: &mut Captures) -> Result<(), JsonError> {
+    out.clear();
+    let mut sc = Scanner { b: line.as_bytes(), pos: 0, trie, out };
+    sc.ws();
+    if sc.peek() != Some(b'{') {
+        // Tell "valid JSON, wrong type" apart from "not JSON at all".
+        sc.skip_value(0)?;
+        sc.ws();
+        return Err(match sc.peek() {
+            None => sc.err_kind(JsonErrorKind::NotAnObject),
+            Some(_) => sc.err("the end of the event"),
+        });
+    }
+    sc.object(Some(ROOT), 0)?;
+    sc.ws();
+    match sc.peek() {
+        None => Ok(()),
+        Some(_) => Err(sc.err("the end of the event")),
+    }
+}
+
+struct Scanner<'a, 'o> {
+    b: &'a [u8],
+    pos: usize,
+    trie: &'a PathTrie,
+    out: &'o mut Captures,
+}
+
+impl Scanner<'_, '_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn err(&self, what: &'static str) -> JsonError {
+        self.err_kind(JsonErrorKind::Expected(what))
+    }
+
+    fn err_kind(&self, kind: JsonErrorKind) -> JsonError {
+        JsonError { offset: self.pos as u32, kind }
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn record(&mut self, node: Option<u32>, cap: Capture) {
+        if let Some(slot) = node.and_then(|n| self.trie.slot(n)) {
+            self.out.slots[slot as usize].push(cap);
+        }
+    }
+
+    /// A value at trie node `node` (`None`: not wanted).
+    fn value(&mut self, node: Option<u32>, depth: u32) -> Result<(), JsonError> {
+        let Some(node) = node else { return self.skip_value(depth) };
+        let start = self.pos as u32;
+        match self.peek() {
+            Some(b'{') => {
+                self.record(Some(node), container(start));
+                let inner = self.trie.has_children(node).then_some(node);
+                self.object(inner, depth)
+            }
+            Some(b'[') => {
+                self.record(Some(node), container(start));
+                self.array(node, depth)
+            }
+            Some(b'"') => {
+                let cap = self.string_value()?;
+                self.record(Some(node), cap);
+                Ok(())
+            }
+            _ => {
+                let kind = self.scalar()?;
+                let cap = Capture { start, end: self.pos as u32, in_arena: false, kind };
+                self.record(Some(node), cap);
+                Ok(())
+            }
+        }
+    }
+
+    fn skip_value(&mut self, depth: u32) -> Result<(), JsonError> {
+        match self.peek() {
+            Some(b'{') => self.object(None, depth),
+            Some(b'[') => self.skip_array(depth),
+            Some(b'"') => self.skip_string().map(|_| ()),
+            _ => self.scalar().map(|_| ()),
+        }
+    }
+
+    /// An object whose keys are looked up under `node`, or skipped (`None`).
+    fn object(&mut self, node: Option<u32>, depth: u32) -> Result<(), JsonError> {
+        let depth = self.descend(depth)?;
+        self.pos += 1; // `{`
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.err("`\"` to start a key"));
+            }
+            let child = match node {
+                Some(node) => self.key_child(node)?,
+                None => {
+                    self.skip_string()?;
+                    None
+                }
+            };
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("`:` after the key"));
+            }
+            self.pos += 1;
+            self.ws();
+            self.value(child, depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("`,` or `}` after a member")),
+            }
+        }
+    }
+
+    /// Reads a key and returns the trie child it leads to, if any.
+    fn key_child(&mut self, node: u32) -> Result<Option<u32>, JsonError> {
+        let start = self.pos + 1;
+        let escaped = self.skip_string()?;
+        let raw = &self.b[start..self.pos - 1];
+        if !escaped {
+            return Ok(self.trie.child(node, raw));
+        }
+        let mut key = String::new();
+        unescape(raw, &mut key);
+        Ok(self.trie.child(node, key.as_bytes()))
+    }
+
+    /// An array at wanted node `node`: each element is taken as a value of
+    /// `node`, which is how repeated fields are read.
+    fn array(&mut self, node: u32, depth: u32) -> Result<(), JsonError> {
+        let depth = self.descend(depth)?;
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.value(Some(node), depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("`,` or `]` after an array element")),
+            }
+        }
+    }
+
+    fn skip_array(&mut self, depth: u32) -> Result<(), JsonError> {
+        let depth = self.descend(depth)?;
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_value(depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("`,` or `]` after an array element")),
+            }
+        }
+    }
+
+    fn descend(&self, depth: u32) -> Result<u32, JsonError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.err_kind(JsonErrorKind::TooDeep));
+        }
+        Ok(depth + 1)
+    }
+
+    /// Skips a string starting at its `"`, checking escapes and control
+    /// characters. Returns whether it held any escape.
+    fn skip_string(&mut self) -> Result<bool, JsonError> {
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            // Fast path: run over plain bytes.
+            while let Some(&b) = self.b.get(self.pos) {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                Some(_) => return Err(self.err("a control character to be escaped")),
+                None => return Err(self.err("`\"` to close the string")),
+            }
+        }
+    }
+
+    fn escape(&mut self) -> Result<(), JsonError> {
+        self.pos += 1;
+        match self.peek() {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
+            Some(b'u') => {
+                self.pos += 1;
+                for _ in 0..4 {
+                    if !self.peek().is_some_and(|b| b.is_ascii_hexdigit()) {
+                        return Err(self.err("four hex digits after `\\u`"));
+                    }
+                    self.pos += 1;
+                }
+            }
+            _ => return Err(self.err("a valid escape after `\\`")),
+        }
+        Ok(())
+    }
+
+    /// A wanted string value: borrowed from the event if it has no
+    /// escapes, unescaped into the arena otherwise.
+    fn string_value(&mut self) -> Result<Capture, JsonError> {
+        let start = self.pos + 1;
+        let escaped = self.skip_string()?;
+        let end = self.pos - 1;
+        if !escaped {
+            return Ok(Capture {
+                start: start as u32,
+                end: end as u32,
+                in_arena: false,
+                kind: Kind::Str,
+            });
+        }
+        let a_start = self.out.arena.len();
+        unescape(&self.b[start..end], &mut self.out.arena);
+        let a_end = self.out.arena.len();
+        Ok(Capture { start: a_start as u32, end: a_end as u32, in_arena: true, kind: Kind::Str })
+    }
+
+    /// A number, `true`, `false` or `null`.
+    fn scalar(&mut self) -> Result<Kind, JsonError> {
+        let rest = &self.b[self.pos..];
+        for (word, kind) in
+            [(&b"true"[..], Kind::Bool), (b"false", Kind::Bool), (b"null", Kind::Container)]
+        {
+            if rest.starts_with(word) {
+                self.pos += word.len();
+                // `null` reads as a missing value: it is recorded as a
+                // container, which no comparison sees.
+                return Ok(kind);
+            }
+        }
+        self.number()?;
+        Ok(Kind::Number)
+    }
+
+    fn number(&mut self) -> Result<(), JsonError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.err("a value")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                return Err(self.err("a digit after `.`"));
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if !self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                return Err(self.err("a digit in the exponent"));
+            }
+            self.digits();
+        }
+        Ok(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.pos += 1;
+        }
+    }
+}
+
+fn container(start: u32) -> Capture {
+    Capture { start, end: start, in_arena: false, kind: Kind::Container }
+}
+
+/// Appends the unescaped form of `raw`, the inside of a JSON string already
+/// checked by the scanner, to `out`. A lone surrogate becomes U+FFFD.
+fn unescape(raw: &[u8], out: &mut String) {
+    let mut i = 0;
+    while i < raw.len() {
+        let run = raw[i..].iter().position(|&b| b == b'\\').unwrap_or(raw.len() - i);
+        // The scanner checked the whole event as UTF-8 and runs end at an
+        // ASCII backslash, so each run is valid UTF-8 on its own.
+        out.push_str(std::str::from_utf8(&raw[i..i + run]).unwrap_or("\u{FFFD}"));
+        i += run;
+        if i >= raw.len() {
+            break;
+        }
+        let c = match raw[i + 1] {
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(&raw[i + 2..i + 6]);
+                i += 4;
+                if (0xD800..0xDC00).contains(&hi) && raw[i + 2..].starts_with(b"\\u") {
+                    let lo = hex4(&raw[i + 4..i + 8]);
+                    if (0xDC00..0xE000).contains(&lo) {
+                        i += 6;
+                        let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                        char::from_u32(c).unwrap_or('\u{FFFD}')
+                    } else {
+                        '\u{FFFD}'
+                    }
+                } else {
+                    char::from_u32(hi).unwrap_or('\u{FFFD}')
+                }
+            }
+            other => other as char,
+        };
+        out.push(c);
+        i += 2;
+    }
+}
+
+fn hex4(b: &[u8]) -> u32 {
+    b.iter().fold(0, |acc, &d| acc * 16 + (d as char).to_digit(16).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trie(paths: &[&[&str]]) -> PathTrie {
+        let mut t = PathTrie::default();
+        for p in paths {
+            t.insert(p);
+        }
+        t
+    }
+
+    fn values(line: &str, paths: &[&[&str]]) -> Result<Vec<Vec<String>>, JsonError> {
+        let t = trie(paths);
+        let mut caps = Captures::new(t.slot_count());
+        scan(line, &t, &mut caps)?;
+        Ok((0..paths.len() as u16)
+            .map(|s| {
+                caps.get(s)
+                    .iter()
+                    .filter(|c| c.kind != Kind::Container)
+                    .map(|c| caps.text(line, c).to_string())
+                    .collect()
+            })
+            .collect())
+    }
+
+    #[test]
+    fn extracts_only_wanted_paths() {
+        let line = r#"{"a":{"b":"x","c":[1,{"d":2}]},"e":"y","f":{"b":"z"}}"#;
+        let got = values(line, &[&["a", "b"], &["e"], &["a", "c"]]).unwrap();
+        assert_eq!(got, [vec!["x"], vec!["y"], vec!["1"]]);
+    }
+
+    #[test]
+    fn arrays_give_every_element() {
+        let line = r#"{"p":{"ip":["1.1.1.1","2.2.2.2"]},"t":[{"n":"a"},{"n":"b"}]}"#;
+        let got = values(line, &[&["p", "ip"], &["t", "n"]]).unwrap();
+        assert_eq!(got, [vec!["1.1.1.1", "2.2.2.2"], vec!["a", "b"]]);
+    }
+
+    #[test]
+    fn escaped_strings_and_keys_are_unescaped() {
+        let line = r#"{"k\u0065y":"a\"b\\c\u00e9\ud83d\ude00\n"}"#;
+        assert_eq!(values(line, &[&["key"]]).unwrap(), [vec!["a\"b\\cé😀\n"]]);
+    }
+
+    #[test]
+    fn null_is_not_a_value() {
+        assert_eq!(values(r#"{"a":null}"#, &[&["a"]]).unwrap(), [Vec::<String>::new()]);
+    }
+
+    #[test]
+    fn malformed_json_is_refused_with_its_offset() {
+        let cases: &[(&str, u32)] = &[
+            (r#"{"a":1,}"#, 7),
+            (r#"{"a" 1}"#, 5),
+            (r#"{"a":[1 2]}"#, 8),
+            (r#"{"a":"b}"#, 8),
+            (r#"{"a":01}"#, 6),
+            (r#"{"a":tru}"#, 5),
+            (r#"{"x":{"y":"\q"}}"#, 12),
+            (r#"{"a":1} x"#, 8),
+            ("{\"a\":\"\t\"}", 6),
+        ];
+        for &(line, offset) in cases {
+            let err = values(line, &[&["a"]]).unwrap_err();
+            assert_eq!(err.offset, offset, "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn top_level_must_be_an_object() {
+        let err = values("[1,2]", &[]).unwrap_err();
+        assert_eq!(err.kind, JsonErrorKind::NotAnObject);
+        let err = values("\"x\" 1", &[]).unwrap_err();
+        assert_eq!(err.kind, JsonErrorKind::Expected("the end of the event"));
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(values(&deep, &[]).unwrap_err().kind, JsonErrorKind::TooDeep);
+        assert_eq!(values(&deep, &[&["a"]]).unwrap_err().kind, JsonErrorKind::TooDeep);
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_validity() {
+        let samples = [
+            r#"{"a":1e5,"b":-0.5E-3,"c":[true,false,null],"d":{}}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":[}"#,
+            r#"{"a":"\u12"}"#,
+            r#" { "a" : [ ] } "#,
+            r#"{"a":{"b":[{"c":"d"}]}}"#,
+            r#"{}"#,
+            r#"{"#,
+        ];
+        for s in samples {
+            let ours = values(s, &[&["a"]]).is_ok();
+            let theirs = serde_json::from_str::<serde_json::Value>(s).is_ok();
+            assert_eq!(ours, theirs, "{s}");
+        }
+    }
+}

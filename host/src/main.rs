@@ -1,0 +1,256 @@
+//! The `tripline` command line.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+
+use tripline::cache;
+use tripline::component::{
+    self, Detector, Limits, RuleError, RuleSource, Runtime, DEFAULT_COMPONENT,
+};
+use tripline::run::{Input, RunOptions, Runner, StrictFailure};
+use tripline::tag::{self, Tagger};
+use tripline_engine::diag::{render_at, Position, Source};
+
+/// Tags log events that match YARA-L detections, inline, in a WebAssembly sandbox.
+#[derive(Parser)]
+#[command(name = "tripline", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read NDJSON events, write them back with matches tagged.
+    Run(RunArgs),
+    /// Print the loaded rules and their meta as JSON.
+    Info(DetectorArgs),
+    /// Load rule files and report every problem in them.
+    Check(CheckArgs),
+}
+
+/// Which component runs, with which rules and limits.
+#[derive(Args)]
+struct DetectorArgs {
+    /// A detector component to run instead of the built-in one.
+    #[arg(long, value_name = "PATH")]
+    component: Option<PathBuf>,
+    /// YARA-L files to load instead of the component's built-in rules.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    rules: Vec<PathBuf>,
+    /// Linear memory one component instance may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    memory_limit: usize,
+    /// Wall time one call into the component may take, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    call_timeout: u64,
+    /// Compile the component in memory; neither read nor write the cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// NDJSON files to read, in order; standard input when none or `-`.
+    files: Vec<PathBuf>,
+    /// Write here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The top-level field that holds a matching event's detections.
+    #[arg(long, value_name = "NAME", default_value = "detections")]
+    tag_field: String,
+    /// Write only the events that matched.
+    #[arg(long)]
+    only_matches: bool,
+    /// Fail, exiting with status 1, at the first event that cannot be evaluated.
+    #[arg(long)]
+    strict: bool,
+    /// Most events per call into the component.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    batch_events: usize,
+    /// Most bytes per call into the component.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    batch_bytes: usize,
+    /// Longer events are forwarded unchanged, unevaluated, and counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_event_bytes: usize,
+    #[command(flatten)]
+    detector: DetectorArgs,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// YARA-L files to check.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// A detector component to check with instead of the built-in one.
+    #[arg(long, value_name = "PATH")]
+    component: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Info(args) => info(args),
+        Command::Check(args) => check(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if let Some(strict) = err.downcast_ref::<StrictFailure>() {
+                eprintln!("tripline: {strict} (--strict)");
+            } else {
+                eprintln!("tripline: error: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the runtime for `--component` (or the built-in component).
+fn runtime(component: Option<&Path>, limits: Limits, use_cache: bool) -> Result<Arc<Runtime>> {
+    let engine = component::engine()?;
+    let (bytes, name) = match component {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("failed to read component {}", path.display()))?;
+            (bytes, path.display().to_string())
+        }
+        None => {
+            (DEFAULT_COMPONENT.to_vec(), format!("tripline-detector@{}", env!("CARGO_PKG_VERSION")))
+        }
+    };
+    let dir = if use_cache { cache::default_dir() } else { None };
+    let (compiled, _origin) = cache::load(&engine, &bytes, dir.as_deref())
+        .with_context(|| format!("component `{name}`"))?;
+    Ok(Arc::new(Runtime::new(&engine, compiled, &name, limits)?))
+}
+
+/// Reads rule files into sources for the component.
+fn read_sources(files: &[PathBuf]) -> Result<Vec<RuleSource>> {
+    files
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read rule file {}", path.display()))?;
+            Ok(RuleSource { name: path.display().to_string(), text })
+        })
+        .collect()
+}
+
+/// Renders rule errors with the source line and a caret.
+fn render_errors(sources: &[RuleSource], errors: &[RuleError]) -> String {
+    let mut out = String::new();
+    for e in errors {
+        let text = sources.iter().find(|s| s.name == e.source_name).map_or("", |s| s.text.as_str());
+        let src = Source { name: &e.source_name, text };
+        let pos = Position { line: e.span.line, column: e.span.column, length: e.span.length };
+        out.push_str(&render_at(&src, pos, &e.code, &e.message, e.rule.as_deref()));
+        out.push('\n');
+    }
+    out
+}
+
+/// An instance with `--rules` loaded, if given.
+fn detector(args: &DetectorArgs) -> Result<Detector> {
+    let limits = Limits {
+        memory_bytes: args
+            .memory_limit
+            .checked_mul(1 << 20)
+            .context("--memory-limit is too large")?,
+        deadline: Duration::from_millis(args.call_timeout),
+    };
+    if args.call_timeout == 0 {
+        bail!("--call-timeout must be at least 1 ms");
+    }
+    let runtime = runtime(args.component.as_deref(), limits, !args.no_cache)?;
+    let mut detector = runtime.instantiate()?;
+    if !args.rules.is_empty() {
+        let sources = read_sources(&args.rules)?;
+        if let Err(errors) = detector.load_rules(&sources)? {
+            eprint!("{}", render_errors(&sources, &errors));
+            bail!("{} problem(s) in the rule files; no rules loaded", errors.len());
+        }
+    }
+    Ok(detector)
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let mut detector = detector(&args.detector)?;
+    let rules = detector.rules()?;
+    let tagger = Tagger::new(&args.tag_field, &rules);
+    let opts = RunOptions {
+        only_matches: args.only_matches,
+        strict: args.strict,
+        batch_events: args.batch_events.max(1),
+        batch_bytes: args.batch_bytes.max(1),
+        max_event_bytes: args.max_event_bytes.max(1),
+        ..RunOptions::default()
+    };
+    let mut inputs = Vec::new();
+    if args.files.is_empty() {
+        inputs.push(Input { name: "<stdin>".into(), reader: Box::new(io::stdin().lock()) });
+    }
+    for path in &args.files {
+        if path.as_os_str() == "-" {
+            inputs.push(Input { name: "<stdin>".into(), reader: Box::new(io::stdin().lock()) });
+            continue;
+        }
+        let file =
+            File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+        let reader = Box::new(BufReader::with_capacity(256 << 10, file));
+        inputs.push(Input { name: path.display().to_string(), reader });
+    }
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => {
+            let file = File::create(path)
+                .with_context(|| format!("failed to create {}", path.display()))?;
+            Box::new(BufWriter::with_capacity(256 << 10, file))
+        }
+        None => Box::new(BufWriter::with_capacity(256 << 10, io::stdout().lock())),
+    };
+    let mut stderr = io::stderr();
+    let stats = Runner::new(&mut detector, &tagger, opts, &mut stderr).run(inputs, &mut out)?;
+    let mut summary = format!("tripline: {}", stats.summary());
+    for (rule, count) in rules.iter().zip(&stats.per_rule) {
+        summary.push_str(&format!("; {}: {count}", rule.name));
+    }
+    eprintln!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn info(args: DetectorArgs) -> Result<ExitCode> {
+    let mut detector = detector(&args)?;
+    let rules = detector.rules()?;
+    let doc = serde_json::json!({
+        "component": detector.name(),
+        "rules": rules.iter().map(tag::rule_json).collect::<Vec<_>>(),
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(args: CheckArgs) -> Result<ExitCode> {
+    let runtime = runtime(args.component.as_deref(), Limits::default(), true)?;
+    let mut detector = runtime.instantiate()?;
+    let sources = read_sources(&args.files)?;
+    match detector.load_rules(&sources)? {
+        Ok(rules) => {
+            println!("{} rule(s) in {} file(s): ok", rules.len(), sources.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            print!("{}", render_errors(&sources, &errors));
+            println!("{} error(s) in {} file(s)", errors.len(), sources.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! `tripline run`: NDJSON in, the same NDJSON out, matches tagged.
+//!
+//! Lines are gathered into batches and evaluated one batch per guest call.
+//! Every input line gives exactly one output line, in order: untouched
+//! unless it matched. Lines the component cannot read, lines too long to
+//! send, and whole batches lost to a trap are forwarded unchanged and
+//! counted, never dropped.
+
+use std::io::{self, BufRead, Write};
+
+use anyhow::{Context as _, Result};
+
+use crate::component::{CallError, Detector, EventError, Verdict};
+use crate::tag::Tagger;
+
+/// Settings of one run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Forward only the events that matched.
+    pub only_matches: bool,
+    /// Stop at the first event that cannot be evaluated.
+    pub strict: bool,
+    /// Most events per guest call.
+    pub batch_events: usize,
+    /// Most bytes per guest call; a batch closes at the first line that
+    /// reaches it.
+    pub batch_bytes: usize,
+    /// Longer lines are not evaluated: forwarded unchanged and counted.
+    pub max_event_bytes: usize,
+    /// How many event problems to describe on stderr; the rest are counted.
+    pub report_limit: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        // 256 events or 1 MiB per call: past that, call overhead is under
+        // 1% of evaluation time (see benches/component.rs).
+        RunOptions {
+            only_matches: false,
+            strict: false,
+            batch_events: 256,
+            batch_bytes: 1 << 20,
+            max_event_bytes: 1 << 20,
+            report_limit: 10,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub read: u64,
+    pub written: u64,
+    pub tagged: u64,
+    /// Tagged events per rule, by rule index.
+    pub per_rule: Vec<u64>,
+    pub malformed: u64,
+    pub not_object: u64,
+    pub empty: u64,
+    pub too_deep: u64,
+    pub too_large: u64,
+    /// Events forwarded untagged because their batch trapped.
+    pub trapped_events: u64,
+    pub traps: u64,
+}
+
+impl Stats {
+    /// Events that could not be evaluated, of every kind.
+    pub fn errored(&self) -> u64 {
+        self.malformed
+            + self.not_object
+            + self.empty
+            + self.too_deep
+            + self.too_large
+            + self.trapped_events
+    }
+
+    /// The one-line summary printed on stderr at the end of a run.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} events read, {} tagged, {} errored (malformed {}, not an object {}, empty {}, too deep {}, \
+             too large {}, lost to traps {}), {} written, {} traps",
+            self.read,
+            self.tagged,
+            self.errored(),
+            self.malformed,
+            self.not_object,
+            self.empty,
+            self.too_deep,
+            self.too_large,
+            self.trapped_events,
+            self.written,
+            self.traps,
+        )
+    }
+}
+
+/// An input stream and the name messages use for it.
+pub struct Input<'a> {
+    pub name: String,
+    pub reader: Box<dyn BufRead + 'a>,
+}
+
+/// Where a problem is reported: messages go to `report`, one per problem,
+/// up to the options' limit.
+pub struct Runner<'a> {
+    detector: &'a mut Detector,
+    tagger: &'a Tagger,
+    opts: RunOptions,
+    stats: Stats,
+    report: &'a mut dyn Write,
+    reported: usize,
+    /// The batch being filled: whole lines, each ended by `\n`.
+    batch: Vec<u8>,
+    /// Per line in `batch`: its end offset (after the `\n`) and line number.
+    lines: Vec<(usize, u64)>,
+    out_buf: Vec<u8>,
+}
+
+/// The run failed on purpose, under `--strict`.
+#[derive(Debug)]
+pub struct StrictFailure(pub String);
+
+impl std::fmt::Display for StrictFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for StrictFailure {}
+
+impl<'a> Runner<'a> {
+    pub fn new(
+        detector: &'a mut Detector,
+        tagger: &'a Tagger,
+        opts: RunOptions,
+        report: &'a mut dyn Write,
+    ) -> Self {
+        Runner {
+            detector,
+            tagger,
+            opts,
+            stats: Stats::default(),
+            report,
+            reported: 0,
+            batch: Vec::new(),
+            lines: Vec::new(),
+            out_buf: Vec::new(),
+        }
+    }
+
+    /// Runs every input, in order, into `out`, and returns the counts.
+    /// Under `--strict` the error is a [`StrictFailure`].
+    pub fn run(mut self, inputs: Vec<Input<'_>>, out: &mut dyn Write) -> Result<Stats> {
+        for mut input in inputs {
+            let name = input.name.clone();
+            self.input(&name, &mut *input.reader, out)?;
+        }
+        out.flush().context("failed to write output")?;
+        Ok(self.stats)
+    }
+
+    fn input(&mut self, name: &str, reader: &mut dyn BufRead, out: &mut dyn Write) -> Result<()> {
+        let mut line_no = 0u64;
+        loop {
+            line_no += 1;
+            let start = self.batch.len();
+            let read = read_line(reader, &mut self.batch, self.opts.max_event_bytes)
+                .with_context(|| format!("failed to read {name}"))?;
+            match read {
+                LineRead::Eof => break,
+                LineRead::Line => {
+                    if !self.batch.ends_with(b"\n") {
+                        self.batch.push(b'\n');
+                    }
+                    self.stats.read += 1;
+                    self.lines.push((self.batch.len(), line_no));
+                    if self.lines.len() >= self.opts.batch_events
+                        || self.batch.len() >= self.opts.batch_bytes
+                    {
+                        self.flush(name, out)?;
+                    }
+                }
+                LineRead::TooLong => {
+                    // Evaluate what came before, then pass the long line
+                    // through as it streams in.
+                    self.stats.read += 1;
+                    let prefix = self.batch.split_off(start);
+                    self.flush(name, out)?;
+                    self.stats.too_large += 1;
+                    let msg = format!(
+                        "{name}:{line_no}: event longer than {} bytes, forwarded unchanged",
+                        self.opts.max_event_bytes
+                    );
+                    self.problem(&msg)?;
+                    let keep = !self.opts.only_matches;
+                    if keep {
+                        out.write_all(&prefix)?;
+                    }
+                    copy_rest_of_line(reader, if keep { Some(&mut *out) } else { None })?;
+                    if keep {
+                        out.write_all(b"\n")?;
+                        self.stats.written += 1;
+                    }
+                }
+            }
+        }
+        self.flush(name, out)
+    }
+
+    fn problem(&mut self, msg: &str) -> Result<()> {
+        if self.opts.strict {
+            return Err(StrictFailure(msg.to_string()).into());
+        }
+        if self.reported < self.opts.report_limit {
+            let _ = writeln!(self.report, "tripline: {msg}");
+        } else if self.reported == self.opts.report_limit {
+            let _ =
+                writeln!(self.report, "tripline: further event problems are counted, not shown");
+        }
+        self.reported += 1;
+        Ok(())
+    }
+
+    /// Evaluates the batch gathered so far and writes it out.
+    fn flush(&mut self, name: &str, out: &mut dyn Write) -> Result<()> {
+        if self.lines.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let lines = std::mem::take(&mut self.lines);
+        let verdicts = match self.detector.evaluate(&batch) {
+            Ok(v) if v.len() == lines.len() => Some(v),
+            Ok(v) => {
+                let msg = format!(
+                    "component `{}` returned {} verdicts for {} events; the batch is forwarded untagged",
+                    self.detector.name(),
+                    v.len(),
+                    lines.len()
+                );
+                self.batch_lost(&msg, lines.len())?;
+                None
+            }
+            Err(CallError::Trap(e)) => {
+                let first = lines.first().map_or(0, |l| l.1);
+                let last = lines.last().map_or(0, |l| l.1);
+                let msg = format!("{name}:{first}-{last}: {e:#}; the batch is forwarded untagged");
+                self.batch_lost(&msg, lines.len())?;
+                self.detector.restart().context("failed to restart the component after a trap")?;
+                None
+            }
+        };
+        let mut start = 0;
+        for (i, &(end, line_no)) in lines.iter().enumerate() {
+            let line = &batch[start..end - 1];
+            start = end;
+            match verdicts.as_ref().map(|v| &v[i]) {
+                Some(verdict) => self.write_verdict(name, line_no, line, verdict, out)?,
+                None => self.forward(line, out)?,
+            }
+        }
+        // Keep the allocation for the next batch.
+        self.batch = batch;
+        self.batch.clear();
+        self.lines = lines;
+        self.lines.clear();
+        Ok(())
+    }
+
+    fn batch_lost(&mut self, msg: &str, events: usize) -> Result<()> {
+        self.stats.traps += 1;
+        self.stats.trapped_events += events as u64;
+        if self.opts.strict {
+            return Err(StrictFailure(msg.to_string()).into());
+        }
+        // A trap is reported whatever the limit on event problems.
+        let _ = writeln!(self.report, "tripline: {msg}");
+        Ok(())
+    }
+
+    fn forward(&mut self, line: &[u8], out: &mut dyn Write) -> Result<()> {
+        if !self.opts.only_matches {
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
+            self.stats.written += 1;
+        }
+        Ok(())
+    }
+
+    fn write_verdict(
+        &mut self,
+        name: &str,
+        line_no: u64,
+        line: &[u8],
+        verdict: &Verdict,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        match verdict {
+            Ok(detections) if detections.is_empty() => self.forward(line, out),
+            Ok(detections) => {
+                self.stats.tagged += 1;
+                for d in detections {
+                    let i = d.rule as usize;
+                    if self.stats.per_rule.len() <= i {
+                        self.stats.per_rule.resize(i + 1, 0);
+                    }
+                    self.stats.per_rule[i] += 1;
+                }
+                self.out_buf.clear();
+                self.tagger.tag(line, detections, &mut self.out_buf);
+                self.out_buf.push(b'\n');
+                out.write_all(&self.out_buf)?;
+                self.stats.written += 1;
+                Ok(())
+            }
+            Err(err) => {
+                let msg = match err {
+                    EventError::Empty => {
+                        self.stats.empty += 1;
+                        format!("{name}:{line_no}: empty line")
+                    }
+                    EventError::NotAnObject => {
+                        self.stats.not_object += 1;
+                        format!(
+                            "{name}:{line_no}: expected a JSON object, found another JSON value"
+                        )
+                    }
+                    EventError::TooDeep(depth) => {
+                        self.stats.too_deep += 1;
+                        format!("{name}:{line_no}: event nests deeper than {depth} levels")
+                    }
+                    EventError::Malformed(e) => {
+                        self.stats.malformed += 1;
+                        let column = column_of(line, e.offset as usize);
+                        format!("{name}:{line_no}:{column}: malformed JSON: {}", e.message)
+                    }
+                };
+                self.problem(&msg)?;
+                self.forward(line, out)
+            }
+        }
+    }
+}
+
+/// The 1-based character column of byte `offset` in `line`.
+fn column_of(line: &[u8], offset: usize) -> usize {
+    let upto = &line[..offset.min(line.len())];
+    String::from_utf8_lossy(upto).chars().count() + 1
+}
+
+enum LineRead {
+    /// A line was appended to the buffer, with its `\n` if it had one.
+    Line,
+    /// The line is longer than the limit; its first bytes were appended.
+    TooLong,
+    Eof,
+}
+
+/// Appends one line to `buf`, reading no more than `limit` bytes of it.
+fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, limit: usize) -> io::Result<LineRead> {
+    let mut taken = 0usize;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(if taken == 0 { LineRead::Eof } else { LineRead::Line });
+        }
+        let newline = available.iter().position(|&b| b == b'\n');
+        let want = newline.map_or(available.len(), |i| i + 1);
+        // The newline itself does not count against the limit.
+        let body = newline.map_or(want, |i| i);
+        if taken + body > limit {
+            let n = limit - taken;
+            buf.extend_from_slice(&available[..n]);
+            reader.consume(n);
+            return Ok(LineRead::TooLong);
+        }
+        buf.extend_from_slice(&available[..want]);
+        reader.consume(want);
+        taken += want;
+        if newline.is_some() {
+            return Ok(LineRead::Line);
+        }
+    }
+}
+
+/// Streams the rest of a line to `out` (or discards it), consuming its
+/// `\n` without copying it.
+fn copy_rest_of_line(reader: &mut dyn BufRead, mut out: Option<&mut dyn Write>) -> io::Result<()> {
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(());
+        }
+        let newline = available.iter().position(|&b| b == b'\n');
+        let body = newline.unwrap_or(available.len());
+        if let Some(out) = out.as_deref_mut() {
+            out.write_all(&available[..body])?;
+        }
+        let used = newline.map_or(body, |i| i + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            return Ok(());
+        }
+    }
+}
