@@ -256,29 +256,18 @@ impl Detector {
     }
 }
 
-/// Says why a call trapped, naming the limit when one was hit.
+/// Says why a call trapped, naming the limit when one was hit. The guest's
+/// backtrace is left out: it names guest internals, not the problem.
 fn describe_trap(err: &anyhow::Error, limits: &Limits) -> String {
+    if let Some(wasmtime::Trap::Interrupt) = err.downcast_ref::<wasmtime::Trap>() {
+        return format!("deadline of {} ms exceeded", limits.deadline.as_millis());
+    }
+    let root = err.root_cause().to_string();
+    if root.contains("forcing trap when growing memory") {
+        return format!("memory limit of {} MiB reached", limits.memory_bytes >> 20);
+    }
     match err.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => {
-            format!("deadline of {} ms exceeded", limits.deadline.as_millis())
-        }
-        Some(trap) => {
-            let text = format!("{err:#}");
-            if text.contains("forcing trap when growing memory")
-                || text.contains("memory") && text.contains("limit")
-            {
-                format!("memory limit of {} MiB reached", limits.memory_bytes >> 20)
-            } else {
-                format!("{trap}")
-            }
-        }
-        None => {
-            let text = format!("{err:#}");
-            if text.contains("growing memory") || text.contains("memory minimum size") {
-                format!("memory limit of {} MiB reached ({text})", limits.memory_bytes >> 20)
-            } else {
-                text
-            }
-        }
+        Some(trap) => trap.to_string(),
+        None => root.lines().next().unwrap_or("unknown failure").to_string(),
     }
 }

@@ -105,6 +105,13 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
+            let broken_pipe = err.chain().any(|e| {
+                e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                // The reader went away (`tripline run | head`): stop quietly.
+                return ExitCode::from(141);
+            }
             if let Some(strict) = err.downcast_ref::<StrictFailure>() {
                 eprintln!("tripline: {strict} (--strict)");
             } else {

@@ -35,7 +35,7 @@ pub enum Src {
 /// A test that a record has a shape.
 #[derive(Clone, Copy, Debug)]
 pub enum Check {
-    /// The path holds a string.
+    /// The path holds a string, or an array holding one.
     Str(RawPath),
     /// The path holds an object.
     Object(RawPath),
