@@ -414,7 +414,11 @@ impl Compiler<'_> {
             return self.error(
                 Code::BadArguments,
                 span,
-                format!("expected `re.regex(field, pattern)`, found {} arguments", args.len()),
+                format!(
+                    "expected `re.regex(field, pattern)`, found {} argument{}",
+                    args.len(),
+                    if args.len() == 1 { "" } else { "s" }
+                ),
             );
         };
         let (Expr::Literal(Literal::Str(pattern), pspan) | Expr::Regex(pattern, pspan)) = pattern
@@ -452,7 +456,9 @@ impl Compiler<'_> {
         match built {
             Ok(re) => Some(re),
             Err(err) => {
-                let detail = err.to_string().lines().last().unwrap_or("").trim().to_string();
+                let text = err.to_string();
+                let last = text.lines().last().unwrap_or("").trim();
+                let detail = last.strip_prefix("error: ").unwrap_or(last).to_string();
                 self.error(
                     Code::BadRegex,
                     span,

@@ -35,8 +35,8 @@ pub enum Code {
     Unsupported,
     /// A regular expression the regex engine refuses: `re.regex($e.f, "(")`.
     BadRegex,
-    /// An event variable other than the rule's one event: `$x.f` in a rule
-    /// whose events use `$e`.
+    /// A condition that names a variable the events section does not
+    /// define: `condition: $x` in a rule over `$e`.
     UnknownVariable,
     /// A function that does not exist: `strings.frobnicate($e.f)`.
     UnknownFunction,

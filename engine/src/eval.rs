@@ -115,16 +115,30 @@ impl Pred {
             Pred::StrEq { field, value, nocase, negate } => {
                 event.any_value(*field, |v| str_eq(v, value, *nocase) != *negate)
             }
-            Pred::Num { field, op, value } => event.any_value(*field, |v| {
-                let v = if v.is_empty() { Some(0.0) } else { v.trim().parse::<f64>().ok() };
-                v.is_some_and(|v| op.holds(v, *value))
-            }),
+            Pred::Num { field, op, value } => {
+                event.any_value(*field, |v| number(v).is_some_and(|v| op.holds(v, *value)))
+            }
             Pred::Regex { field, re, negate } => {
                 event.any_value(*field, |v| re.is_match(v) != *negate)
             }
             Pred::True => true,
         }
     }
+}
+
+/// A field's text as a number: the empty string is the zero value, and
+/// only decimal notation counts (Rust's parser would also take `inf`).
+fn number(v: &str) -> Option<f64> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Some(0.0);
+    }
+    let numeric =
+        v.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
+    if !numeric || !v.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
 }
 
 /// `lower` is already in lower case when `nocase` is set.

@@ -20,8 +20,10 @@ pub enum Kind {
     Str,
     Number,
     Bool,
-    /// An object or array stands at a wanted path. Its contents are not
-    /// a value, but its presence tells event shapes apart.
+    /// An object stands at a wanted path. It is not a value, but its
+    /// presence tells event shapes apart.
+    Object,
+    /// An array of objects or arrays, or `null`: not a value either.
     Container,
 }
 
@@ -162,7 +164,8 @@ impl Scanner<'_, '_> {
         let start = self.pos as u32;
         match self.peek() {
             Some(b'{') => {
-                self.record(Some(node), container(start));
+                let object = Capture { start, end: start, in_arena: false, kind: Kind::Object };
+                self.record(Some(node), object);
                 let inner = self.trie.has_children(node).then_some(node);
                 self.object(inner, depth)
             }
@@ -496,7 +499,7 @@ mod tests {
             .map(|s| {
                 caps.get(s)
                     .iter()
-                    .filter(|c| c.kind != Kind::Container)
+                    .filter(|c| !matches!(c.kind, Kind::Container | Kind::Object))
                     .map(|c| caps.text(line, c).to_string())
                     .collect()
             })

@@ -116,7 +116,7 @@ fn plan_source(src: &'static Source, fields: &[String], trie: &mut PathTrie) -> 
 }
 
 fn scalars(caps: &Captures, slot: u16) -> impl Iterator<Item = &json::Capture> {
-    caps.get(slot).iter().filter(|c| c.kind != Kind::Container)
+    caps.get(slot).iter().filter(|c| !matches!(c.kind, Kind::Container | Kind::Object))
 }
 
 fn first_str<'a>(line: &'a str, caps: &'a Captures, slot: u16) -> Option<&'a str> {
@@ -126,7 +126,7 @@ fn first_str<'a>(line: &'a str, caps: &'a Captures, slot: u16) -> Option<&'a str
 fn check(line: &str, caps: &Captures, c: &CheckPlan) -> bool {
     match c {
         CheckPlan::Str(slot) => first_str(line, caps, *slot).is_some(),
-        CheckPlan::Object(slot) => caps.get(*slot).iter().any(|c| c.kind == Kind::Container),
+        CheckPlan::Object(slot) => caps.get(*slot).iter().any(|c| c.kind == Kind::Object),
         CheckPlan::OneOf(slots, values) => {
             let found = slots.iter().find_map(|&s| first_str(line, caps, s));
             found.is_some_and(|v| {

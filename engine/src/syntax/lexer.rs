@@ -242,6 +242,7 @@ impl Lexer<'_, '_> {
             let found = &self.text[start..end];
             self.pos = end;
             self.error(Code::BadNumber, start, end, format!("expected a number, found `{found}`"));
+            self.push(Tok::Int(0), start);
             return;
         }
         let tok = if float {
@@ -251,7 +252,10 @@ impl Lexer<'_, '_> {
         };
         match tok {
             Some(tok) => self.push(tok, start),
-            None => self.error(Code::BadNumber, start, self.pos, "number does not fit in 64 bits"),
+            None => {
+                self.error(Code::BadNumber, start, self.pos, "number does not fit in 64 bits");
+                self.push(Tok::Int(0), start);
+            }
         }
     }
 
@@ -262,6 +266,9 @@ impl Lexer<'_, '_> {
         loop {
             let Some(&b) = self.bytes.get(self.pos) else {
                 self.error(Code::Unterminated, start, start + 1, "expected `\"` to close string");
+                // Keep a token, so that the parser does not report the
+                // missing literal a second time.
+                self.push(Tok::Str(out), start);
                 return;
             };
             match b {
@@ -276,6 +283,7 @@ impl Lexer<'_, '_> {
                         start + 1,
                         "expected `\"` before end of line",
                     );
+                    self.push(Tok::Str(out), start);
                     return;
                 }
                 b'\\' => {
@@ -335,6 +343,7 @@ impl Lexer<'_, '_> {
                     start + 1,
                     "expected `` ` `` to close raw string",
                 );
+                self.push(Tok::Raw(String::new()), start);
             }
         }
     }
@@ -347,6 +356,7 @@ impl Lexer<'_, '_> {
             match self.bytes.get(self.pos) {
                 None | Some(b'\n') => {
                     self.error(Code::Unterminated, start, start + 1, "expected `/` to close regex");
+                    self.push(Tok::Regex(out), start);
                     return;
                 }
                 Some(b'/') => {
@@ -400,7 +410,8 @@ impl Lexer<'_, '_> {
             _ => {
                 let c = self.text[start..].chars().next().expect("start is in bounds");
                 self.pos += c.len_utf8();
-                let shown = c.escape_debug();
+                let shown =
+                    if c.is_control() { c.escape_debug().to_string() } else { c.to_string() };
                 self.error(Code::UnexpectedChar, start, self.pos, format!("unexpected `{shown}`"));
                 return;
             }

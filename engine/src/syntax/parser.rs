@@ -139,6 +139,7 @@ impl Parser<'_, '_> {
 
     fn rule(&mut self) -> Option<Rule> {
         self.rule_failed = false;
+        self.depth = 0;
         let first_diag = self.diags.len();
         let rule = self.rule_body();
         let name = rule.as_ref().map(|r| r.name.clone());
@@ -294,6 +295,11 @@ impl Parser<'_, '_> {
         while !self.at_section_end() {
             let start = self.span();
             let Tok::Word(key) = self.peek().clone() else { return self.expected(what) };
+            if self.peek_at(1) == &Tok::Colon {
+                return self.expected(
+                    "a section (`meta:`, `events:`, `match:`, `outcome:`, `condition:`, `options:`)",
+                );
+            }
             self.bump();
             self.expect(Tok::Eq, "`=`")?;
             let value = match self.bump().tok {
@@ -339,9 +345,9 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn enter(&mut self) -> PResult<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
+    /// Runs `f` one nesting level deeper, refusing to pass [`MAX_DEPTH`].
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
+        if self.depth >= MAX_DEPTH {
             let span = self.span();
             return self.fail(
                 Code::TooDeep,
@@ -349,11 +355,7 @@ impl Parser<'_, '_> {
                 format!("expected expressions nested at most {MAX_DEPTH} deep"),
             );
         }
-        Ok(())
-    }
-
-    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
-        self.enter()?;
+        self.depth += 1;
         let out = f(self);
         self.depth -= 1;
         out
@@ -491,6 +493,9 @@ impl Parser<'_, '_> {
     }
 
     fn primary(&mut self) -> PResult<Expr> {
+        if self.at_section_end() {
+            return self.expected("a field, placeholder, literal or function call");
+        }
         let token = self.bump();
         let span = token.span;
         Ok(match token.tok {
