@@ -64,6 +64,37 @@ pub fn cloudtrail_events(count: usize, match_every: usize) -> Vec<u8> {
     out
 }
 
+/// `count` CloudTrail records padded to about `size` bytes each with extra
+/// request parameters, the way large real records carry policy documents.
+pub fn sized_events(count: usize, size: usize) -> Vec<u8> {
+    let base = cloudtrail_events(count, 10);
+    let mut out = Vec::with_capacity(count * (size + 64));
+    for line in base.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let mut event: serde_json::Value = serde_json::from_slice(line).unwrap();
+        let params = event["requestParameters"].as_object_mut().unwrap();
+        let mut i = 0;
+        let target = size.saturating_sub(line.len());
+        let mut added = 0;
+        while added < target {
+            let value = format!("value-{i:04}-{}", "x".repeat(40));
+            added += value.len() + 12;
+            params.insert(format!("param{i:04}"), value.into());
+            i += 1;
+        }
+        if size < line.len() {
+            // Small events: keep only what the rule reads and a little more.
+            let keep = ["eventVersion", "eventSource", "eventName", "sourceIPAddress", "eventTime"];
+            let obj = event.as_object_mut().unwrap();
+            let arn = obj["userIdentity"]["arn"].clone();
+            obj.retain(|k, _| keep.contains(&k.as_str()));
+            obj.insert("userIdentity".into(), serde_json::json!({"arn": arn}));
+        }
+        serde_json::to_writer(&mut out, &event).unwrap();
+        out.push(b'\n');
+    }
+    out
+}
+
 /// The mean time per iteration of benchmark `id` (as `group/function`),
 /// in nanoseconds, from criterion's estimates under `dir`.
 pub fn mean_ns(dir: &Path, id: &str) -> Option<f64> {
