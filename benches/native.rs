@@ -56,7 +56,9 @@ fn plain_filter(events: &[u8], re: &Regex, out: &mut Vec<u8>) -> usize {
         }
         tagged += 1;
         out.extend_from_slice(&line[..line.len() - 1]);
-        out.extend_from_slice(br#","detections":[{"rule":"cloud_api_abuse_t1059_009","variables":{"src_ip":"#);
+        out.extend_from_slice(
+            br#","detections":[{"rule":"cloud_api_abuse_t1059_009","variables":{"src_ip":"#,
+        );
         serde_json::to_writer(&mut *out, record.source_ip.as_deref().unwrap_or("")).unwrap();
         out.extend_from_slice(br#","actor":"#);
         let actor = record.user_identity.as_ref().and_then(|u| u.arn.as_deref()).unwrap_or("");

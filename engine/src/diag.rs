@@ -9,7 +9,9 @@ use std::fmt;
 /// A stable error code. Codes are never reused for a different problem.
 ///
 /// The first digit names the stage: 1 for the lexer, 2 for the parser, 3 for
-/// the compiler.
+/// the compiler, 4 for the checks behind `tripline check`. Codes that start
+/// with `W` are warnings: the rule loads, but is probably not what its
+/// author meant.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Code {
@@ -50,6 +52,26 @@ pub enum Code {
     /// A comparison between operands that cannot be compared:
     /// `"a" = "b"`, or a field with itself.
     BadComparison,
+    /// A reference list the host did not give: `$e.f in %nowhere`.
+    UnknownList,
+    /// A list entry that is not valid for its use: `in cidr %l` with an
+    /// entry `10.0.0.0/33`.
+    BadListEntry,
+    /// Warning: a field path the UDM does not have: `$e.principal.hostnme`.
+    UnknownField,
+    /// Warning: an enum value that does not exist:
+    /// `$e.metadata.event_type = "USER_LOGON"`.
+    UnknownEnumValue,
+    /// Warning: a comparison that can never hold:
+    /// `$e.target.port = "https"`, or one field equal to two values.
+    NeverHolds,
+    /// Warning: a CloudTrail or Azure action name compared with
+    /// `target.resource.name`, where SecOps puts the affected resource:
+    /// `$e.target.resource.name = "CreateUser"`.
+    ActionInResourceName,
+    /// Warning: `nocase` on an enum field, which SecOps refuses:
+    /// `$e.metadata.event_type = "user_login" nocase`.
+    NocaseOnEnum,
 }
 
 impl Code {
@@ -73,7 +95,19 @@ impl Code {
             Code::BadPlaceholder => "E0307",
             Code::BadOption => "E0308",
             Code::BadComparison => "E0309",
+            Code::UnknownList => "E0310",
+            Code::BadListEntry => "E0311",
+            Code::UnknownField => "W0401",
+            Code::UnknownEnumValue => "W0402",
+            Code::NeverHolds => "W0403",
+            Code::ActionInResourceName => "W0404",
+            Code::NocaseOnEnum => "W0405",
         }
+    }
+
+    /// Whether the code is a warning rather than an error.
+    pub fn is_warning(self) -> bool {
+        self.as_str().starts_with('W')
     }
 }
 
@@ -182,8 +216,9 @@ pub fn render_at(
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
     let sp = " ".repeat(gutter);
+    let level = if code.starts_with('W') { "warning" } else { "error" };
     format!(
-        "error[{code}]: {message}\n{sp} --> {name}:{line}:{col}{rule}\n{sp} |\n{line:>gutter$} | \
+        "{level}[{code}]: {message}\n{sp} --> {name}:{line}:{col}{rule}\n{sp} |\n{line:>gutter$} | \
          {line_text}\n{sp} | {pad}{carets}\n",
         name = src.name,
         line = pos.line,

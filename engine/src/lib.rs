@@ -6,22 +6,37 @@
 //!
 //! - [`syntax`]: lexer and parser, rule text to syntax tree;
 //! - [`compile`]: syntax tree to evaluation plan, refusing what the
-//!   evaluator does not run;
+//!   evaluator does not run, with [`func`] (YARA-L's functions), [`re2`]
+//!   (SecOps' regex dialect), [`lists`] (reference lists) and [`udm`] (the
+//!   UDM field tree);
+//! - [`check`]: warnings about rules that compile but cannot mean what
+//!   they say;
 //! - [`reader`]: one event's JSON to the UDM field values the plan reads,
 //!   with [`source`] tables for raw CloudTrail, Azure and Entra ID records;
-//! - [`eval`]: the plan over an event.
+//! - [`eval`]: the plan over an event;
+//! - [`tag`]: a matching event with its detections appended, the output
+//!   format every Tripline front end writes.
 
+pub mod check;
 pub mod compile;
 pub mod diag;
 pub mod eval;
+pub mod func;
+pub mod lists;
+pub mod re2;
 pub mod reader;
 pub mod source;
 pub mod syntax;
+pub mod tag;
+pub mod udm;
+pub mod value;
 
 use compile::{FieldTable, Rule};
 use diag::{Code, Diagnostic, Source};
+pub use lists::RefList;
 use reader::json::{Captures, JsonError, JsonErrorKind};
 use reader::Reader;
+pub use value::OutcomeValue;
 
 /// A diagnostic and the index of the source it is in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,12 +72,14 @@ impl std::fmt::Display for EventError {
 }
 
 /// One rule that matched one event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Match {
     /// Index into [`Engine::rules`].
     pub rule: u32,
     /// The values of the rule's placeholders, in order.
     pub variables: Vec<Vec<String>>,
+    /// The values of the rule's outcome variables, in order.
+    pub outcomes: Vec<OutcomeValue>,
 }
 
 /// A compiled rule set and the reader for the fields it uses.
@@ -71,27 +88,55 @@ pub struct Engine {
     rules: Vec<Rule>,
     reader: Reader,
     fields: FieldTable,
+    warnings: Vec<LoadError>,
 }
 
-/// Per-thread scratch space for [`Engine::evaluate`].
+/// Per-thread scratch space for [`Engine::evaluate`], and the evaluation
+/// time.
 pub struct Scratch {
     captures: Captures,
+    now: i64,
+}
+
+impl Scratch {
+    /// Sets the time, in Unix seconds, that `timestamp.current_seconds()`
+    /// returns from now on. The engine has no clock of its own (the
+    /// detector component cannot read one); it is 0 until set.
+    pub fn set_now(&mut self, unix_seconds: i64) {
+        self.now = unix_seconds;
+    }
 }
 
 impl Engine {
     /// Compiles every rule in `sources`. Either all compile, or every
     /// problem in every source is returned, in source order.
     pub fn load(sources: &[Source<'_>]) -> Result<Engine, Vec<LoadError>> {
+        Engine::load_with_lists(sources, &[])
+    }
+
+    /// Like [`Engine::load`], with the reference lists the rules may name.
+    /// A rule that names a list not among `lists` does not compile.
+    pub fn load_with_lists(
+        sources: &[Source<'_>],
+        lists: &[RefList],
+    ) -> Result<Engine, Vec<LoadError>> {
         let mut fields = FieldTable::default();
         let mut rules: Vec<Rule> = Vec::new();
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         for (index, src) in sources.iter().enumerate() {
             let mut diags = Vec::new();
             let tokens = syntax::lexer::lex(src.text, &mut diags);
             let parsed = syntax::parser::parse(&tokens, &mut diags);
             for rule in &parsed {
-                match compile::compile(rule, src.name, &mut fields) {
+                match compile::compile(rule, src.name, &mut fields, lists) {
                     Ok(compiled) => {
+                        warnings.extend(
+                            compiled
+                                .warnings
+                                .iter()
+                                .map(|d| LoadError { source: index, diag: d.clone() }),
+                        );
                         if rules.iter().any(|r| r.name == compiled.name) {
                             let mut d = Diagnostic::new(
                                 Code::DuplicateRule,
@@ -117,7 +162,12 @@ impl Engine {
             return Err(errors);
         }
         let reader = Reader::new(fields.names());
-        Ok(Engine { rules, reader, fields })
+        Ok(Engine { rules, reader, fields, warnings })
+    }
+
+    /// The warnings of every loaded rule, in source order.
+    pub fn warnings(&self) -> &[LoadError] {
+        &self.warnings
     }
 
     /// The compiled rules, in the order of their sources.
@@ -131,7 +181,7 @@ impl Engine {
     }
 
     pub fn scratch(&self) -> Scratch {
-        Scratch { captures: self.reader.scratch() }
+        Scratch { captures: self.reader.scratch(), now: 0 }
     }
 
     /// Evaluates one event (one line, without its newline) and appends the
@@ -151,9 +201,9 @@ impl Engine {
             _ => EventError::Malformed(e),
         })?;
         for (index, rule) in self.rules.iter().enumerate() {
-            if rule.pred.holds(&event) {
-                let variables = rule.bindings.iter().map(|&f| event.values(f)).collect();
-                out.push(Match { rule: index as u32, variables });
+            if let Some(hit) = rule.plan.evaluate(&event, scratch.now) {
+                let (variables, outcomes) = (hit.variables, hit.outcomes);
+                out.push(Match { rule: index as u32, variables, outcomes });
             }
         }
         Ok(())

@@ -9,6 +9,17 @@
 //!   separated by commas (`-` for none), and an optional note. Blank lines
 //!   and lines that start with `#` are skipped.
 //!
+//! Two more files are optional:
+//!
+//! - `NAME.lists/LIST.txt`: the reference list `%LIST`, one entry a line;
+//! - `NAME.tags.expected`: for each event some rule matched, its line
+//!   number, a tab, and the tag Tripline appends (`"detections":[...]`),
+//!   which shows placeholder and outcome values. `TRIPLINE_BLESS=1` writes
+//!   it; read every rewritten file before keeping it.
+//!
+//! Events are evaluated at [`NOW`], which `timestamp.current_seconds()`
+//! returns.
+//!
 //! A case that shows an engine bug also has a `NAME.bug` file saying what
 //! is wrong. It is left out of `rule_cases_match_their_expectations` and run
 //! by the ignored `rule_cases_showing_engine_bugs`, which passes once the
@@ -19,7 +30,31 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use tripline_engine::diag::Source;
-use tripline_engine::{Engine, Match};
+use tripline_engine::lists::parse_entries;
+use tripline_engine::tag::Tagger;
+use tripline_engine::{Engine, Match, RefList};
+
+/// The evaluation time of every case: 2023-11-14T22:13:20Z.
+const NOW: i64 = 1_700_000_000;
+
+fn blessing() -> bool {
+    std::env::var("TRIPLINE_BLESS").is_ok_and(|v| v == "1")
+}
+
+/// The case's reference lists, from `NAME.lists/`.
+fn lists(case: &Case) -> Vec<RefList> {
+    let dir = case.dir.join(format!("{}.lists", case.name));
+    let Ok(entries) = fs::read_dir(&dir) else { return Vec::new() };
+    let mut out: Vec<RefList> = entries
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let name = path.file_name()?.to_str()?.strip_suffix(".txt")?.to_string();
+            Some(RefList { name, entries: parse_entries(&read(&path)) })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
 
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("rules")
@@ -113,7 +148,7 @@ fn run_case(case: &Case) -> Result<usize, Vec<String>> {
     let rules_text = read(&case.file(".yaral"));
     let file_name = format!("{}.yaral", case.name);
     let sources = [Source { name: &file_name, text: &rules_text }];
-    let engine = match Engine::load(&sources) {
+    let engine = match Engine::load_with_lists(&sources, &lists(case)) {
         Ok(engine) => engine,
         Err(errors) => {
             let rendered: String =
@@ -155,8 +190,11 @@ fn run_case(case: &Case) -> Result<usize, Vec<String>> {
     }
 
     let mut scratch = engine.scratch();
+    scratch.set_now(NOW);
     let mut matches: Vec<Match> = Vec::new();
     let mut checked = 0;
+    let tagger = Tagger::new("detections", engine.rules());
+    let mut tags = String::new();
     for x in &expected {
         let Some(event) = events.get(x.event_line - 1) else { continue };
         let at = format!("{}:{}", case.shown(".events.ndjson"), x.event_line);
@@ -170,6 +208,13 @@ fn run_case(case: &Case) -> Result<usize, Vec<String>> {
         let got_set: BTreeSet<String> = got.iter().cloned().collect();
         if got_set.len() != got.len() {
             problems.push(format!("{at}: a rule matched twice: {got:?}"));
+        }
+        if !matches.is_empty() {
+            let mut out = Vec::new();
+            tagger.tag(b"{}", &matches, &mut out);
+            let tag = String::from_utf8_lossy(&out);
+            let tag = tag.strip_prefix('{').and_then(|t| t.strip_suffix('}')).unwrap_or(&tag);
+            tags.push_str(&format!("{}\t{tag}\n", x.event_line));
         }
         if got_set != x.rules {
             let show = |s: &BTreeSet<String>| {
@@ -188,6 +233,17 @@ fn run_case(case: &Case) -> Result<usize, Vec<String>> {
             ));
         }
         checked += 1;
+    }
+    let tags_file = case.file(".tags.expected");
+    if blessing() && tags_file.exists() {
+        fs::write(&tags_file, &tags).unwrap_or_else(|e| panic!("writing tags: {e}"));
+    } else if let Ok(expected) = fs::read_to_string(&tags_file) {
+        if expected != tags {
+            problems.push(format!(
+                "{}: tags differ; expected:\n{expected}actual:\n{tags}",
+                case.shown(".tags.expected")
+            ));
+        }
     }
     if problems.is_empty() {
         Ok(checked)

@@ -7,8 +7,8 @@
 use std::cell::RefCell;
 
 use tripline_engine::compile::{MetaValue, Rule};
-use tripline_engine::diag::Source;
-use tripline_engine::{Engine, EventError, Scratch};
+use tripline_engine::diag::{Diagnostic, Source};
+use tripline_engine::{Engine, EventError, OutcomeValue, RefList, Scratch};
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -45,7 +45,7 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
     })
 }
 
-fn rule_info(rule: &Rule) -> wit::RuleInfo {
+fn rule_info(rule: &Rule, sources: &[Source]) -> wit::RuleInfo {
     wit::RuleInfo {
         name: rule.name.clone(),
         source_name: rule.source_name.clone(),
@@ -62,6 +62,45 @@ fn rule_info(rule: &Rule) -> wit::RuleInfo {
             })
             .collect(),
         placeholders: rule.placeholders.clone(),
+        outcomes: rule.outcome_names.clone(),
+        windowed: rule.windowed.clone(),
+        warnings: rule
+            .warnings
+            .iter()
+            .map(|w| {
+                let src = sources.iter().find(|s| s.name == rule.source_name);
+                rule_error(src, &rule.source_name, w.clone())
+            })
+            .collect(),
+    }
+}
+
+/// A diagnostic as the interface carries it, with its position worked out
+/// from the source when the source is at hand.
+fn rule_error(src: Option<&Source>, source_name: &str, diag: Diagnostic) -> wit::RuleError {
+    let pos = src.map(|s| s.position(diag.span));
+    wit::RuleError {
+        code: diag.code.as_str().to_string(),
+        message: diag.message,
+        rule: diag.rule,
+        source_name: source_name.to_string(),
+        span: wit::SourceSpan {
+            line: pos.map_or(0, |p| p.line),
+            column: pos.map_or(0, |p| p.column),
+            length: pos.map_or(1, |p| p.length),
+        },
+    }
+}
+
+fn outcome(value: &OutcomeValue) -> wit::OutcomeValue {
+    match value {
+        OutcomeValue::Int(v) => wit::OutcomeValue::Integer(*v),
+        OutcomeValue::Float(v) => wit::OutcomeValue::Float(*v),
+        OutcomeValue::Text(v) => wit::OutcomeValue::Text(v.clone()),
+        OutcomeValue::Bool(v) => wit::OutcomeValue::Boolean(*v),
+        OutcomeValue::Ints(v) => wit::OutcomeValue::Integers(v.clone()),
+        OutcomeValue::Floats(v) => wit::OutcomeValue::Floats(v.clone()),
+        OutcomeValue::Texts(v) => wit::OutcomeValue::Texts(v.clone()),
     }
 }
 
@@ -80,17 +119,24 @@ struct Component;
 
 impl Guest for Component {
     fn rules() -> Vec<wit::RuleInfo> {
-        with_state(|s| s.engine.rules().iter().map(rule_info).collect())
+        // Warnings were returned by `load-rules`, with their positions; the
+        // built-in pack's sources are at hand.
+        let pack: Vec<Source> =
+            DEFAULT_PACK.iter().map(|&(name, text)| Source { name, text }).collect();
+        with_state(|s| s.engine.rules().iter().map(|r| rule_info(r, &pack)).collect())
     }
 
     fn load_rules(
         sources: Vec<wit::RuleSource>,
+        lists: Vec<wit::ReferenceList>,
     ) -> Result<Vec<wit::RuleInfo>, Vec<wit::RuleError>> {
         let srcs: Vec<Source> =
             sources.iter().map(|s| Source { name: &s.name, text: &s.text }).collect();
-        match Engine::load(&srcs) {
+        let lists: Vec<RefList> =
+            lists.into_iter().map(|l| RefList { name: l.name, entries: l.entries }).collect();
+        match Engine::load_with_lists(&srcs, &lists) {
             Ok(engine) => {
-                let infos = engine.rules().iter().map(rule_info).collect();
+                let infos = engine.rules().iter().map(|r| rule_info(r, &srcs)).collect();
                 let scratch = engine.scratch();
                 STATE.with(|cell| *cell.borrow_mut() = Some(State { engine, scratch }));
                 Ok(infos)
@@ -99,31 +145,25 @@ impl Guest for Component {
                 .into_iter()
                 .map(|e| {
                     let src = &srcs[e.source];
-                    let pos = src.position(e.diag.span);
-                    wit::RuleError {
-                        code: e.diag.code.as_str().to_string(),
-                        message: e.diag.message,
-                        rule: e.diag.rule,
-                        source_name: src.name.to_string(),
-                        span: wit::SourceSpan {
-                            line: pos.line,
-                            column: pos.column,
-                            length: pos.length,
-                        },
-                    }
+                    rule_error(Some(src), src.name, e.diag)
                 })
                 .collect()),
         }
     }
 
-    fn evaluate(batch: Vec<u8>) -> Vec<wit::Verdict> {
+    fn evaluate(batch: Vec<u8>, now: i64) -> Vec<wit::Verdict> {
         with_state(|state| {
+            state.scratch.set_now(now);
             let mut verdicts = Vec::new();
             state.engine.evaluate_batch(&batch, &mut state.scratch, |result| {
                 verdicts.push(match result {
                     Ok(matches) => Ok(matches
                         .iter()
-                        .map(|m| wit::Detection { rule: m.rule, variables: m.variables.clone() })
+                        .map(|m| wit::Detection {
+                            rule: m.rule,
+                            variables: m.variables.clone(),
+                            outcomes: m.outcomes.iter().map(outcome).collect(),
+                        })
                         .collect()),
                     Err(err) => Err(event_error(err)),
                 });

@@ -26,8 +26,8 @@ mod bindings {
 }
 
 pub use bindings::exports::tripline::detector::detector::{
-    Detection, EventError, JsonError, MetaEntry, MetaValue, RuleError, RuleInfo, RuleSource,
-    SourceSpan,
+    Detection, EventError, JsonError, MetaEntry, MetaValue, OutcomeValue, ReferenceList, RuleError,
+    RuleInfo, RuleSource, SourceSpan,
 };
 use bindings::{DetectorComponent, DetectorComponentPre};
 
@@ -135,7 +135,7 @@ impl Runtime {
             })?;
         let pre =
             DetectorComponentPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
-                format!("component `{name}` does not export tripline:detector/detector@0.1.0")
+                format!("component `{name}` does not export tripline:detector/detector@0.2.0")
             })?;
         Ok(Runtime { engine: engine.clone(), pre, name: name.to_string(), limits })
     }
@@ -147,7 +147,14 @@ impl Runtime {
     /// A new instance with the component's built-in rules.
     pub fn instantiate(self: &Arc<Self>) -> Result<Detector> {
         let (store, bindings) = self.fresh()?;
-        Ok(Detector { runtime: Arc::clone(self), store, bindings, sources: None, poisoned: false })
+        Ok(Detector {
+            runtime: Arc::clone(self),
+            store,
+            bindings,
+            sources: None,
+            lists: Vec::new(),
+            poisoned: false,
+        })
     }
 
     fn fresh(&self) -> Result<(Store<HostState>, DetectorComponent)> {
@@ -179,6 +186,8 @@ pub struct Detector {
     bindings: DetectorComponent,
     /// Rules loaded with [`Detector::load_rules`], replayed on restart.
     sources: Option<Vec<RuleSource>>,
+    /// The reference lists every `load_rules` passes with the rules.
+    lists: Vec<ReferenceList>,
     poisoned: bool,
 }
 
@@ -217,24 +226,44 @@ impl Detector {
         self.call("rules", |b, s| b.tripline_detector_detector().call_rules(s))
     }
 
-    /// Loads `sources` in place of the current rules. The outer error is a
-    /// trap; the inner one, the rule errors the guest found.
+    /// Sets the reference lists that later [`Detector::load_rules`] calls
+    /// hand to the component with the rules.
+    pub fn set_lists(&mut self, lists: Vec<ReferenceList>) {
+        self.lists = lists;
+    }
+
+    /// Loads `sources` in place of the current rules, with the lists given
+    /// to [`Detector::set_lists`]. The outer error is a trap; the inner
+    /// one, the rule errors the guest found.
     pub fn load_rules(
         &mut self,
         sources: &[RuleSource],
     ) -> Result<Result<Vec<RuleInfo>, Vec<RuleError>>, CallError> {
+        let lists = std::mem::take(&mut self.lists);
         let result = self.call("load-rules", |b, s| {
-            b.tripline_detector_detector().call_load_rules(s, sources)
-        })?;
+            b.tripline_detector_detector().call_load_rules(s, sources, &lists)
+        });
+        self.lists = lists;
+        let result = result?;
         if result.is_ok() {
             self.sources = Some(sources.to_vec());
         }
         Ok(result)
     }
 
-    /// Evaluates a batch of whole NDJSON lines; one verdict per line.
+    /// Evaluates a batch of whole NDJSON lines, at the current wall-clock
+    /// time; one verdict per line.
     pub fn evaluate(&mut self, batch: &[u8]) -> Result<Vec<Verdict>, CallError> {
-        self.call("evaluate", |b, s| b.tripline_detector_detector().call_evaluate(s, batch))
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.evaluate_at(batch, now)
+    }
+
+    /// Evaluates a batch with `timestamp.current_seconds()` at `now`, in
+    /// Unix seconds: the component has no clock of its own.
+    pub fn evaluate_at(&mut self, batch: &[u8], now: i64) -> Result<Vec<Verdict>, CallError> {
+        self.call("evaluate", |b, s| b.tripline_detector_detector().call_evaluate(s, batch, now))
     }
 
     /// Replaces a trapped instance with a fresh one, with the same rules.

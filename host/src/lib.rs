@@ -5,7 +5,9 @@
 //! in time and memory. The binary's commands are in `main.rs`; this crate
 //! holds the parts they share and that tests and benchmarks drive.
 
+pub mod batch;
 pub mod cache;
 pub mod component;
 pub mod run;
+pub mod serve;
 pub mod tag;

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,9 +13,11 @@ use clap::{Args, Parser, Subcommand};
 
 use tripline::cache;
 use tripline::component::{
-    self, Detector, Limits, RuleError, RuleSource, Runtime, DEFAULT_COMPONENT,
+    self, Detector, Limits, ReferenceList, RuleError, RuleInfo, RuleSource, Runtime,
+    DEFAULT_COMPONENT,
 };
 use tripline::run::{Input, RunOptions, Runner, StrictFailure};
+use tripline::serve::{self, BatchLimits, ServeOptions, Stopped};
 use tripline::tag::{self, Tagger};
 use tripline_engine::diag::{render_at, Position, Source};
 
@@ -34,6 +37,8 @@ enum Command {
     Info(DetectorArgs),
     /// Load rule files and report every problem in them.
     Check(CheckArgs),
+    /// Take batches of events over HTTP, tag them, and hand them on.
+    Serve(ServeArgs),
 }
 
 /// Which component runs, with which rules and limits.
@@ -45,6 +50,10 @@ struct DetectorArgs {
     /// YARA-L files to load instead of the component's built-in rules.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     rules: Vec<PathBuf>,
+    /// A reference list the rules name as `%NAME`: one entry per line of
+    /// FILE; blank lines and `//` comments are skipped. Repeatable.
+    #[arg(long = "list", value_name = "NAME=FILE")]
+    lists: Vec<String>,
     /// Linear memory one component instance may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     memory_limit: usize,
@@ -86,10 +95,59 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct ServeArgs {
+    /// The address to listen on; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8686")]
+    listen: SocketAddr,
+    /// The path batches are posted to.
+    #[arg(long, value_name = "PATH", default_value = "/")]
+    path: String,
+    /// Hand each tagged batch to this http:// URL, and answer the sender once
+    /// it is accepted; without it, the tagged batch is the answer.
+    #[arg(long, value_name = "URL")]
+    forward: Option<String>,
+    /// How long one attempt to hand a batch on may take (as 500ms, 10s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    forward_timeout: Duration,
+    /// Attempts after a failed one before the sender is told to retry.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    forward_retries: u32,
+    /// Component instances, each on its own thread [default: one per core].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Batches handled at once; more are answered 429 [default: 4 per worker].
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<usize>,
+    /// The largest body taken, as sent and decompressed.
+    #[arg(long, value_name = "BYTES", default_value_t = 10 << 20)]
+    max_body_bytes: usize,
+    /// How long requests in flight may take to finish after SIGTERM or SIGINT.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = duration)]
+    shutdown_grace: Duration,
+    /// The top-level field that holds a matching event's detections.
+    #[arg(long, value_name = "NAME", default_value = "detections")]
+    tag_field: String,
+    /// Most events per call into the component.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    batch_events: usize,
+    /// Most bytes per call into the component.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    batch_bytes: usize,
+    /// Longer events are forwarded unchanged, unevaluated, and counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_event_bytes: usize,
+    #[command(flatten)]
+    detector: DetectorArgs,
+}
+
+#[derive(Args)]
 struct CheckArgs {
     /// YARA-L files to check.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// A reference list the rules name as `%NAME`, as for `run`. Repeatable.
+    #[arg(long = "list", value_name = "NAME=FILE")]
+    lists: Vec<String>,
     /// A detector component to check with instead of the built-in one.
     #[arg(long, value_name = "PATH")]
     component: Option<PathBuf>,
@@ -101,6 +159,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Info(args) => info(args),
         Command::Check(args) => check(args),
+        Command::Serve(args) => serve(args),
     };
     match result {
         Ok(code) => code,
@@ -153,6 +212,44 @@ fn read_sources(files: &[PathBuf]) -> Result<Vec<RuleSource>> {
         .collect()
 }
 
+/// Reads `--list NAME=FILE` arguments into reference lists.
+fn read_lists(args: &[String]) -> Result<Vec<ReferenceList>> {
+    let mut lists: Vec<ReferenceList> = Vec::new();
+    for arg in args {
+        let Some((name, file)) = arg.split_once('=') else {
+            bail!("--list expects NAME=FILE, found `{arg}`");
+        };
+        let name = name.strip_prefix('%').unwrap_or(name);
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            bail!("--list {arg}: a list name is letters, digits and `_`, found `{name}`");
+        }
+        if lists.iter().any(|l| l.name == name) {
+            bail!("--list {arg}: list `{name}` is given twice");
+        }
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("failed to read list `{name}` from {file}"))?;
+        let entries = tripline_engine::lists::parse_entries(&text);
+        lists.push(ReferenceList { name: name.to_string(), entries });
+    }
+    Ok(lists)
+}
+
+/// Says on stderr which rules are loaded but not run, since they need
+/// windowed evaluation.
+fn report_windowed(rules: &[RuleInfo]) {
+    for rule in rules {
+        if let Some(why) = &rule.windowed {
+            eprintln!(
+                "tripline: rule `{}` needs windowed evaluation ({why}); it is loaded but does \
+                 not tag events",
+                rule.name
+            );
+        }
+    }
+}
+
 /// Renders rule errors with the source line and a caret.
 fn render_errors(sources: &[RuleSource], errors: &[RuleError]) -> String {
     let mut out = String::new();
@@ -180,6 +277,11 @@ fn detector(args: &DetectorArgs) -> Result<Detector> {
     }
     let runtime = runtime(args.component.as_deref(), limits, !args.no_cache)?;
     let mut detector = runtime.instantiate()?;
+    let lists = read_lists(&args.lists)?;
+    if !lists.is_empty() && args.rules.is_empty() {
+        bail!("--list needs --rules: the built-in rules name no reference list");
+    }
+    detector.set_lists(lists);
     if !args.rules.is_empty() {
         let sources = read_sources(&args.rules)?;
         if let Err(errors) = detector.load_rules(&sources)? {
@@ -193,6 +295,7 @@ fn detector(args: &DetectorArgs) -> Result<Detector> {
 fn run(args: RunArgs) -> Result<ExitCode> {
     let mut detector = detector(&args.detector)?;
     let rules = detector.rules()?;
+    report_windowed(&rules);
     let tagger = Tagger::new(&args.tag_field, &rules);
     let opts = RunOptions {
         only_matches: args.only_matches,
@@ -248,10 +351,28 @@ fn info(args: DetectorArgs) -> Result<ExitCode> {
 fn check(args: CheckArgs) -> Result<ExitCode> {
     let runtime = runtime(args.component.as_deref(), Limits::default(), true)?;
     let mut detector = runtime.instantiate()?;
+    detector.set_lists(read_lists(&args.lists)?);
     let sources = read_sources(&args.files)?;
     match detector.load_rules(&sources)? {
         Ok(rules) => {
-            println!("{} rule(s) in {} file(s): ok", rules.len(), sources.len());
+            let warnings: Vec<RuleError> =
+                rules.iter().flat_map(|r| r.warnings.iter().cloned()).collect();
+            print!("{}", render_errors(&sources, &warnings));
+            for rule in &rules {
+                if let Some(why) = &rule.windowed {
+                    println!(
+                        "note: rule `{}` needs windowed evaluation ({why}); it loads but does \
+                         not tag events",
+                        rule.name
+                    );
+                }
+            }
+            println!(
+                "{} rule(s) in {} file(s): ok, {} warning(s)",
+                rules.len(),
+                sources.len(),
+                warnings.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
@@ -259,5 +380,95 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
             println!("{} error(s) in {} file(s)", errors.len(), sources.len());
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIPLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
+
+    let forward = args.forward.as_deref().map(forward_target).transpose()?;
+    if !args.path.starts_with('/') || args.path == "/health" || args.path == "/metrics" {
+        bail!("--path must start with `/` and be neither /health nor /metrics");
+    }
+    if args.detector.call_timeout == 0 {
+        bail!("--call-timeout must be at least 1 ms");
+    }
+    let limits = Limits {
+        memory_bytes: args
+            .detector
+            .memory_limit
+            .checked_mul(1 << 20)
+            .context("--memory-limit is too large")?,
+        deadline: Duration::from_millis(args.detector.call_timeout),
+    };
+    let workers = match args.workers {
+        Some(0) => bail!("--workers must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let runtime = runtime(args.detector.component.as_deref(), limits, !args.detector.no_cache)?;
+    let sources = read_sources(&args.detector.rules)?;
+    let lists = read_lists(&args.detector.lists)?;
+    let mut detectors = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let mut detector = runtime.instantiate()?;
+        detector.set_lists(lists.clone());
+        if !sources.is_empty() {
+            if let Err(errors) = detector.load_rules(&sources)? {
+                eprint!("{}", render_errors(&sources, &errors));
+                bail!("{} problem(s) in the rule files; no rules loaded", errors.len());
+            }
+        }
+        detectors.push(detector);
+    }
+    let rules = detectors[0].rules()?;
+    let tagger = Tagger::new(&args.tag_field, &rules);
+    let opts = ServeOptions {
+        listen: args.listen,
+        path: args.path,
+        forward,
+        forward_timeout: args.forward_timeout,
+        forward_retries: args.forward_retries,
+        max_body_bytes: args.max_body_bytes.max(1),
+        max_in_flight: args.max_in_flight.unwrap_or(workers * 4).max(1),
+        shutdown_grace: args.shutdown_grace,
+        limits: BatchLimits {
+            batch_events: args.batch_events.max(1),
+            batch_bytes: args.batch_bytes.max(1),
+            max_event_bytes: args.max_event_bytes.max(1),
+        },
+    };
+    let names = rules.into_iter().map(|r| r.name).collect();
+    match serve::serve(opts, detectors, tagger, names)? {
+        Stopped::Clean => Ok(ExitCode::SUCCESS),
+        Stopped::Cut => Ok(ExitCode::FAILURE),
+    }
+}
+
+/// Checks `--forward`: an absolute http:// URL.
+fn forward_target(url: &str) -> Result<hyper::Uri> {
+    let uri: hyper::Uri = url.parse().with_context(|| format!("--forward `{url}` is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") if uri.authority().is_some() => Ok(uri),
+        Some("https") => bail!(
+            "--forward `{url}`: https is not supported; forward to a local TLS proxy over http"
+        ),
+        _ => bail!("--forward `{url}` must be an absolute http:// URL"),
+    }
+}
+
+/// A duration such as `250ms`, `10s` or `2m`; a bare number is seconds.
+fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as 10s"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("`{text}`: the unit must be ms, s or m")),
     }
 }

@@ -10,7 +10,8 @@ use std::io::{self, BufRead, Write};
 
 use anyhow::{Context as _, Result};
 
-use crate::component::{CallError, Detector, EventError, Verdict};
+use crate::batch::{self, Lost, Outcome};
+use crate::component::{Detector, EventError};
 use crate::tag::Tagger;
 
 /// Settings of one run.
@@ -47,53 +48,7 @@ impl Default for RunOptions {
 }
 
 /// What a run did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub read: u64,
-    pub written: u64,
-    pub tagged: u64,
-    /// Tagged events per rule, by rule index.
-    pub per_rule: Vec<u64>,
-    pub malformed: u64,
-    pub not_object: u64,
-    pub empty: u64,
-    pub too_deep: u64,
-    pub too_large: u64,
-    /// Events forwarded untagged because their batch trapped.
-    pub trapped_events: u64,
-    pub traps: u64,
-}
-
-impl Stats {
-    /// Events that could not be evaluated, of every kind.
-    pub fn errored(&self) -> u64 {
-        self.malformed
-            + self.not_object
-            + self.empty
-            + self.too_deep
-            + self.too_large
-            + self.trapped_events
-    }
-
-    /// The one-line summary printed on stderr at the end of a run.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} events read, {} tagged, {} errored (malformed {}, not an object {}, empty {}, too deep {}, \
-             too large {}, lost to traps {}), {} written, {} traps",
-            self.read,
-            self.tagged,
-            self.errored(),
-            self.malformed,
-            self.not_object,
-            self.empty,
-            self.too_deep,
-            self.too_large,
-            self.trapped_events,
-            self.written,
-            self.traps,
-        )
-    }
-}
+pub use crate::batch::Stats;
 
 /// An input stream and the name messages use for it.
 pub struct Input<'a> {
@@ -229,35 +184,26 @@ impl<'a> Runner<'a> {
         }
         let batch = std::mem::take(&mut self.batch);
         let lines = std::mem::take(&mut self.lines);
-        let verdicts = match self.detector.evaluate(&batch) {
-            Ok(v) if v.len() == lines.len() => Some(v),
-            Ok(v) => {
-                let msg = format!(
-                    "component `{}` returned {} verdicts for {} events; the batch is forwarded untagged",
-                    self.detector.name(),
-                    v.len(),
-                    lines.len()
-                );
-                self.batch_lost(&msg, lines.len())?;
-                None
-            }
-            Err(CallError::Trap(e)) => {
-                let first = lines.first().map_or(0, |l| l.1);
-                let last = lines.last().map_or(0, |l| l.1);
-                let msg = format!("{name}:{first}-{last}: {e:#}; the batch is forwarded untagged");
-                self.batch_lost(&msg, lines.len())?;
+        let evaluation = batch::evaluate(self.detector, &batch, lines.len());
+        if let Some(lost) = evaluation.lost() {
+            let msg = match lost {
+                Lost::Trap(_) => {
+                    let first = lines.first().map_or(0, |l| l.1);
+                    let last = lines.last().map_or(0, |l| l.1);
+                    format!("{name}:{first}-{last}: {lost}; the batch is forwarded untagged")
+                }
+                Lost::Miscount { .. } => format!("{lost}; the batch is forwarded untagged"),
+            };
+            self.batch_lost(&msg, lines.len())?;
+            if lost.needs_restart() {
                 self.detector.restart().context("failed to restart the component after a trap")?;
-                None
             }
-        };
+        }
         let mut start = 0;
         for (i, &(end, line_no)) in lines.iter().enumerate() {
             let line = &batch[start..end - 1];
             start = end;
-            match verdicts.as_ref().map(|v| &v[i]) {
-                Some(verdict) => self.write_verdict(name, line_no, line, verdict, out)?,
-                None => self.forward(line, out)?,
-            }
+            self.write_outcome(name, line_no, line, &evaluation.outcome(i), out)?;
         }
         // Keep the allocation for the next batch.
         self.batch = batch;
@@ -268,8 +214,7 @@ impl<'a> Runner<'a> {
     }
 
     fn batch_lost(&mut self, msg: &str, events: usize) -> Result<()> {
-        self.stats.traps += 1;
-        self.stats.trapped_events += events as u64;
+        self.stats.count_lost(events);
         if self.opts.strict {
             return Err(StrictFailure(msg.to_string()).into());
         }
@@ -287,50 +232,35 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    fn write_verdict(
+    fn write_outcome(
         &mut self,
         name: &str,
         line_no: u64,
         line: &[u8],
-        verdict: &Verdict,
+        outcome: &Outcome<'_>,
         out: &mut dyn Write,
     ) -> Result<()> {
-        match verdict {
-            Ok(detections) if detections.is_empty() => self.forward(line, out),
-            Ok(detections) => {
-                self.stats.tagged += 1;
-                for d in detections {
-                    let i = d.rule as usize;
-                    if self.stats.per_rule.len() <= i {
-                        self.stats.per_rule.resize(i + 1, 0);
-                    }
-                    self.stats.per_rule[i] += 1;
-                }
+        self.stats.count(outcome);
+        match outcome {
+            Outcome::Clean | Outcome::Unevaluated => self.forward(line, out),
+            Outcome::Tagged(_) => {
                 self.out_buf.clear();
-                self.tagger.tag(line, detections, &mut self.out_buf);
+                batch::write(self.tagger, line, outcome, &mut self.out_buf);
                 self.out_buf.push(b'\n');
                 out.write_all(&self.out_buf)?;
                 self.stats.written += 1;
                 Ok(())
             }
-            Err(err) => {
+            Outcome::Failed(err) => {
                 let msg = match err {
-                    EventError::Empty => {
-                        self.stats.empty += 1;
-                        format!("{name}:{line_no}: empty line")
-                    }
-                    EventError::NotAnObject => {
-                        self.stats.not_object += 1;
-                        format!(
-                            "{name}:{line_no}: expected a JSON object, found another JSON value"
-                        )
-                    }
+                    EventError::Empty => format!("{name}:{line_no}: empty line"),
+                    EventError::NotAnObject => format!(
+                        "{name}:{line_no}: expected a JSON object, found another JSON value"
+                    ),
                     EventError::TooDeep(depth) => {
-                        self.stats.too_deep += 1;
                         format!("{name}:{line_no}: event nests deeper than {depth} levels")
                     }
                     EventError::Malformed(e) => {
-                        self.stats.malformed += 1;
                         let column = column_of(line, e.offset as usize);
                         format!("{name}:{line_no}:{column}: malformed JSON: {}", e.message)
                     }

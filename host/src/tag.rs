@@ -2,105 +2,60 @@
 //!
 //! A matching event gets one more top-level member, appended before its
 //! closing brace; the rest of the line is left byte for byte as it was.
-//! The format is specified in the README ("The tag"); this module is its
-//! one implementation.
+//! The format is specified in the README ("The tag"). Its one
+//! implementation is the engine's `tag` module, shared with the Fluent Bit
+//! filter module so that both write the same bytes; this module lets it
+//! read the rule descriptions and detections that a component returns.
 
 use serde_json::{Map, Value};
+use tripline_engine::tag::{Hit, MetaRef, OutcomeRef, RuleHead};
 
-use crate::component::{Detection, MetaValue, RuleInfo};
+pub use tripline_engine::tag::Tagger;
 
-/// Renders detections for one set of loaded rules.
-pub struct Tagger {
-    /// `"name":[` with the field name escaped.
-    open: Vec<u8>,
-    /// Per rule: the detection object up to and including `"variables":`.
-    prefixes: Vec<Vec<u8>>,
-    /// Per rule: its placeholder names, as JSON strings.
-    placeholders: Vec<Vec<Vec<u8>>>,
-}
+use crate::component::{Detection, MetaValue, OutcomeValue, RuleInfo};
 
-/// The meta keys copied into every detection, besides the rule name.
-const META_KEYS: [&str; 3] = ["severity", "mitre_attack_tactic", "mitre_attack_technique"];
-
-impl Tagger {
-    pub fn new(field: &str, rules: &[RuleInfo]) -> Tagger {
-        let mut open = json_string(field);
-        open.extend_from_slice(b":[");
-        let prefixes = rules
-            .iter()
-            .map(|rule| {
-                let mut out = b"{\"rule\":".to_vec();
-                out.extend(json_string(&rule.name));
-                for key in META_KEYS {
-                    out.push(b',');
-                    out.extend(json_string(key));
-                    out.push(b':');
-                    let value =
-                        rule.meta.iter().find(|m| m.key == key).map(|m| meta_json(&m.value));
-                    out.extend(
-                        serde_json::to_vec(&value.unwrap_or(Value::Null))
-                            .expect("values serialize"),
-                    );
-                }
-                out.extend_from_slice(b",\"variables\":");
-                out
-            })
-            .collect();
-        let placeholders =
-            rules.iter().map(|r| r.placeholders.iter().map(|p| json_string(p)).collect()).collect();
-        Tagger { open, prefixes, placeholders }
+impl RuleHead for RuleInfo {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    /// Appends `line` with the tag for `detections` spliced in to `out`.
-    /// `line` is a JSON object without its newline, as the component
-    /// confirmed when it returned detections for it.
-    pub fn tag(&self, line: &[u8], detections: &[Detection], out: &mut Vec<u8>) {
-        let trimmed =
-            line.len() - line.iter().rev().take_while(|b| b.is_ascii_whitespace()).count();
-        let close = trimmed.checked_sub(1).filter(|&i| line[i] == b'}');
-        let Some(close) = close else {
-            // Not an object after all; never corrupt the event.
-            out.extend_from_slice(line);
-            return;
-        };
-        let before = &line[..close];
-        let empty = before.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-        out.extend_from_slice(before);
-        if !empty {
-            out.push(b',');
-        }
-        out.extend_from_slice(&self.open);
-        for (i, d) in detections.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            self.detection(d, out);
-        }
-        out.push(b']');
-        out.extend_from_slice(&line[close..]);
+    fn meta(&self, key: &str) -> Option<MetaRef<'_>> {
+        self.meta.iter().find(|m| m.key == key).map(|m| match &m.value {
+            MetaValue::Text(t) => MetaRef::Text(t),
+            MetaValue::Integer(i) => MetaRef::Integer(*i),
+            MetaValue::Boolean(b) => MetaRef::Boolean(*b),
+        })
     }
 
-    fn detection(&self, d: &Detection, out: &mut Vec<u8>) {
-        let rule = d.rule as usize;
-        out.extend_from_slice(&self.prefixes[rule]);
-        out.push(b'{');
-        for (i, (name, values)) in self.placeholders[rule].iter().zip(&d.variables).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(name);
-            out.push(b':');
-            match values.as_slice() {
-                [one] => out.extend(json_string(one)),
-                many => out.extend(serde_json::to_vec(many).expect("strings serialize")),
-            }
-        }
-        out.extend_from_slice(b"}}");
+    fn placeholders(&self) -> &[String] {
+        &self.placeholders
+    }
+
+    fn outcome_names(&self) -> &[String] {
+        &self.outcomes
     }
 }
 
-fn json_string(s: &str) -> Vec<u8> {
-    serde_json::to_vec(s).expect("strings serialize")
+impl Hit for Detection {
+    fn rule(&self) -> u32 {
+        self.rule
+    }
+
+    fn variables(&self) -> &[Vec<String>] {
+        &self.variables
+    }
+
+    fn outcome(&self, i: usize) -> Option<OutcomeRef<'_>> {
+        Some(match self.outcomes.get(i)? {
+            OutcomeValue::Integer(v) => OutcomeRef::Int(*v),
+            OutcomeValue::Float(v) => OutcomeRef::Float(*v),
+            OutcomeValue::Text(v) => OutcomeRef::Text(v),
+            OutcomeValue::Boolean(v) => OutcomeRef::Bool(*v),
+            OutcomeValue::Integers(v) => OutcomeRef::Ints(v),
+            OutcomeValue::Floats(v) => OutcomeRef::Floats(v),
+            OutcomeValue::Texts(v) => OutcomeRef::Texts(v),
+        })
+    }
 }
 
 /// A meta value as JSON.
@@ -131,6 +86,8 @@ pub fn rule_json(rule: &RuleInfo) -> Value {
         "source": rule.source_name,
         "meta": meta,
         "placeholders": rule.placeholders,
+        "outcomes": rule.outcomes,
+        "windowed": rule.windowed,
     })
 }
 
@@ -145,6 +102,9 @@ mod tests {
             source_name: "r.yaral".into(),
             meta: vec![MetaEntry { key: "severity".into(), value: MetaValue::Text("HIGH".into()) }],
             placeholders: vec!["ip".into(), "who".into()],
+            outcomes: vec![],
+            windowed: None,
+            warnings: vec![],
         }
     }
 
@@ -153,6 +113,7 @@ mod tests {
         let d = Detection {
             rule: 0,
             variables: vec![vec!["1.2.3.4".into()], vec!["a".into(), "b\"".into()]],
+            outcomes: vec![],
         };
         let mut out = Vec::new();
         tagger.tag(line.as_bytes(), &[d], &mut out);
@@ -161,7 +122,10 @@ mod tests {
 
     #[test]
     fn appends_before_the_closing_brace() {
-        let expected = r#"{"a": 1 ,"detections":[{"rule":"r","severity":"HIGH","mitre_attack_tactic":null,"mitre_attack_technique":null,"variables":{"ip":"1.2.3.4","who":["a","b\""]}}]}"#;
+        let expected = concat!(
+            r#"{"a": 1 ,"detections":[{"rule":"r","severity":"HIGH","mitre_attack_tactic":null,"#,
+            r#""mitre_attack_technique":null,"variables":{"ip":"1.2.3.4","who":["a","b\""]}}]}"#,
+        );
         assert_eq!(tag(r#"{"a": 1 }"#), expected);
     }
 
@@ -172,5 +136,29 @@ mod tests {
         let parsed: Value = serde_json::from_str(&tag(r#"{"x":{"y":[1]}}"#)).unwrap();
         assert_eq!(parsed["detections"][0]["variables"]["ip"], "1.2.3.4");
         assert_eq!(parsed["x"]["y"][0], 1);
+    }
+
+    #[test]
+    fn outcomes_follow_the_variables() {
+        let mut info = rule();
+        info.outcomes = vec!["risk_score".into(), "ips".into(), "ratio".into()];
+        let tagger = Tagger::new("detections", &[info]);
+        let d = Detection {
+            rule: 0,
+            variables: vec![vec!["1.2.3.4".into()], vec!["a".into()]],
+            outcomes: vec![
+                OutcomeValue::Integer(75),
+                OutcomeValue::Texts(vec!["1.2.3.4".into(), "5.6.7.8".into()]),
+                OutcomeValue::Float(0.5),
+            ],
+        };
+        let mut out = Vec::new();
+        tagger.tag(b"{}", &[d], &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let expected = concat!(
+            r#""variables":{"ip":"1.2.3.4","who":"a"},"#,
+            r#""outcomes":{"risk_score":75,"ips":["1.2.3.4","5.6.7.8"],"ratio":0.5}}]}"#,
+        );
+        assert!(text.ends_with(expected), "{text}");
     }
 }

@@ -16,9 +16,9 @@
       unreachable)
     (local.get $p))
   ;; Offset 16: an empty list. Offset 32: `ok` holding an empty list.
-  (func (export "tripline:detector/detector@0.1.0#rules") (result i32) (i32.const 16))
-  (func (export "tripline:detector/detector@0.1.0#load-rules") (param i32 i32) (result i32)
+  (func (export "tripline:detector/detector@0.2.0#rules") (result i32) (i32.const 16))
+  (func (export "tripline:detector/detector@0.2.0#load-rules") (param i32 i32 i32 i32) (result i32)
     (i32.const 32))
-  (func (export "tripline:detector/detector@0.1.0#evaluate") (param i32 i32) (result i32)
+  (func (export "tripline:detector/detector@0.2.0#evaluate") (param i32 i32 i64) (result i32)
     (loop $grow (drop (memory.grow (i32.const 16))) (br $grow))
     (i32.const 16)))

@@ -15,7 +15,7 @@ fn the_built_in_component_imports_nothing() {
     let imports: Vec<String> = ty.imports(&engine).map(|(name, _)| name.to_string()).collect();
     assert_eq!(imports, Vec::<String>::new());
     let exports: Vec<String> = ty.exports(&engine).map(|(name, _)| name.to_string()).collect();
-    assert_eq!(exports, ["tripline:detector/detector@0.1.0"]);
+    assert_eq!(exports, ["tripline:detector/detector@0.2.0"]);
 }
 
 /// A component that imports one function of `interface` and exports

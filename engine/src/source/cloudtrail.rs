@@ -37,6 +37,15 @@ pub static CLOUDTRAIL: Source = Source {
         ("security_result.rule_id", Src::Path(&["errorCode"])),
         ("security_result.description", Src::Path(&["errorMessage"])),
         ("security_result.action", Src::Presence(&["errorCode"], "BLOCK", "ALLOW")),
+        // Google's CloudTrail rules read these by key.
+        (
+            "target.resource.attribute.labels[\"Recipient Account Id\"]",
+            Src::Path(&["recipientAccountId"]),
+        ),
+        ("additional.fields[\"recipientAccountId\"]", Src::Path(&["recipientAccountId"])),
+        ("additional.fields[\"accessKeyId\"]", Src::Path(&["userIdentity", "accessKeyId"])),
+        ("additional.fields[\"eventType\"]", Src::Path(&["eventType"])),
+        ("metadata.log_type", Src::Const("AWS_CLOUDTRAIL")),
     ],
 };
 

@@ -42,12 +42,16 @@ pub struct OptionEntry {
     pub span: Span,
 }
 
-/// `match: $user, $ip over 10m`
+/// `match: $user, $ip over 10m`, or a sliding window `$user over 1h after
+/// $login`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MatchSection {
     pub vars: Vec<(String, Span)>,
     /// The window in seconds.
     pub window: u64,
+    /// For a sliding window: `after` (true) or `before`, and the event
+    /// variable the window is anchored on.
+    pub sliding: Option<(bool, String, Span)>,
 }
 
 /// `$risk_score = max(50)` in `outcome`.
@@ -158,13 +162,17 @@ pub enum Expr {
         nocase: bool,
         span: Span,
     },
-    /// `a in %list`, `a in regex %list`, `a in cidr %list`
+    /// `a in %list`, `a in regex %list`, `a in cidr %list`, and
+    /// `a in %table.column` for a data table.
     InList {
         value: Box<Expr>,
         list: String,
+        column: Option<String>,
         kind: ListKind,
         nocase: bool,
         span: Span,
+        /// The span of `%list` itself.
+        list_span: Span,
     },
     /// `re.regex($e.f, "p")`: a call; `nocase` may follow a call used as a
     /// predicate.

@@ -1,7 +1,8 @@
 //! The lexer: rule text to tokens.
 //!
-//! YARA-L needs one token of context: `/` starts a regex literal right after
-//! `=` or `!=`, and is a division sign everywhere else. Problems are
+//! YARA-L needs one token of context: `/` starts a regex literal where no
+//! operand has just ended (after `=`, `!=`, `(` or `,`), and is a division
+//! sign everywhere else. Problems are
 //! collected, not fatal; the bad characters are skipped so that the parser
 //! can go on and report what follows.
 
@@ -48,6 +49,8 @@ pub enum Tok {
     Minus,
     Star,
     Slash,
+    /// `!`, as in the condition `$e1 and !$e2`.
+    Bang,
     Eof,
 }
 
@@ -90,6 +93,7 @@ impl Tok {
             Tok::Minus => "-",
             Tok::Star => "*",
             Tok::Slash => "/",
+            Tok::Bang => "!",
             _ => "?",
         }
     }
@@ -167,9 +171,14 @@ impl Lexer<'_, '_> {
         &self.text[start..self.pos]
     }
 
-    /// A regex literal may follow only a comparison operator.
+    /// A regex literal may stand where an operand starts: after a
+    /// comparison operator, or as a function argument. A division sign
+    /// never can, since it needs an operand on its left.
     fn regex_allowed(&self) -> bool {
-        matches!(self.tokens.last().map(|t| &t.tok), Some(Tok::Eq | Tok::Ne))
+        matches!(
+            self.tokens.last().map(|t| &t.tok),
+            Some(Tok::Eq | Tok::Ne | Tok::LParen | Tok::Comma)
+        )
     }
 
     fn line_comment(&mut self) {
@@ -306,8 +315,9 @@ impl Lexer<'_, '_> {
                                 self.pos,
                                 end,
                                 format!(
-                                    "expected one of `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r`, found `\\{shown}`; \
-                                     write `\\\\{shown}` or use a backtick string"
+                                    "expected one of `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r`, \
+                                     found `\\{shown}`; write `\\\\{shown}` or use a backtick \
+                                     string"
                                 ),
                             );
                             out.push('\\');
@@ -399,6 +409,7 @@ impl Lexer<'_, '_> {
             b'.' => (Tok::Dot, 1),
             b'=' => (Tok::Eq, 1),
             b'!' if two(self, b'=') => (Tok::Ne, 2),
+            b'!' => (Tok::Bang, 1),
             b'<' if two(self, b'=') => (Tok::Le, 2),
             b'<' => (Tok::Lt, 1),
             b'>' if two(self, b'=') => (Tok::Ge, 2),

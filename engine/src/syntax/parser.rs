@@ -18,6 +18,10 @@ pub const MAX_DEPTH: u32 = 48;
 
 const SECTIONS: [&str; 6] = ["meta", "events", "match", "outcome", "condition", "options"];
 
+/// How "expected" messages name the sections.
+const SECTION_LIST: &str =
+    "a section (`meta:`, `events:`, `match:`, `outcome:`, `condition:`, `options:`)";
+
 /// Words that mean something in expressions and so cannot be enum names.
 const RESERVED: [&str; 11] =
     ["and", "or", "not", "nocase", "in", "regex", "cidr", "any", "all", "over", "rule"];
@@ -204,9 +208,7 @@ impl Parser<'_, '_> {
                 _ => {}
             }
             if !self.at_section() {
-                let _ = self.expected::<()>(
-                    "a section (`meta:`, `events:`, `match:`, `outcome:`, `condition:`, `options:`)",
-                );
+                let _ = self.expected::<()>(SECTION_LIST);
                 self.bump();
                 self.recover();
                 continue;
@@ -296,9 +298,7 @@ impl Parser<'_, '_> {
             let start = self.span();
             let Tok::Word(key) = self.peek().clone() else { return self.expected(what) };
             if self.peek_at(1) == &Tok::Colon {
-                return self.expected(
-                    "a section (`meta:`, `events:`, `match:`, `outcome:`, `condition:`, `options:`)",
-                );
+                return self.expected(SECTION_LIST);
             }
             self.bump();
             self.expect(Tok::Eq, "`=`")?;
@@ -333,16 +333,29 @@ impl Parser<'_, '_> {
                 break;
             }
         }
-        if !self.eat_word("over") {
+        // `over` for a hop or sliding window; `by` as SecOps' newer syntax
+        // writes a tumbling one.
+        if !self.eat_word("over") && !self.eat_word("by") {
             return self.expected("`over` and a window such as `5m`");
         }
-        match self.bump().tok {
-            Tok::Duration(window) => Ok(MatchSection { vars, window }),
+        let window = match self.bump().tok {
+            Tok::Duration(window) => window,
             other => {
                 self.unbump(&other);
-                self.expected("a window such as `5m`, `1h` or `2d`")
+                return self.expected("a window such as `5m`, `1h` or `2d`");
             }
-        }
+        };
+        let after = self.peek().is_word("after");
+        let sliding = if after || self.peek().is_word("before") {
+            self.bump();
+            let Tok::Var(anchor) = self.peek().clone() else {
+                return self.expected("the event variable the sliding window follows");
+            };
+            Some((after, anchor, self.bump().span))
+        } else {
+            None
+        };
+        Ok(MatchSection { vars, window, sliding })
     }
 
     /// Runs `f` one nesting level deeper, refusing to pass [`MAX_DEPTH`].
@@ -390,7 +403,7 @@ impl Parser<'_, '_> {
     }
 
     fn not_expr(&mut self) -> PResult<Expr> {
-        if self.peek().is_word("not") {
+        if self.peek().is_word("not") || self.peek() == &Tok::Bang {
             let start = self.bump().span;
             let inner = self.nested(|p| p.not_expr())?;
             let span = start.to(inner.span());
@@ -441,10 +454,20 @@ impl Parser<'_, '_> {
         let Tok::List(list) = self.peek().clone() else {
             return self.expected("a reference list such as `%allowlist`");
         };
-        self.bump();
+        let mut list_span = self.bump().span;
+        // `%table.column` names a column of a data table.
+        let column = if self.peek() == &Tok::Dot && matches!(self.peek_at(1), Tok::Word(_)) {
+            self.bump();
+            let Tok::Word(column) = self.bump().tok else { unreachable!("checked a word") };
+            list_span = list_span.to(self.prev_span());
+            Some(column)
+        } else {
+            None
+        };
         let nocase = self.eat_word("nocase");
         let span = value.span().to(self.prev_span());
-        let expr = Expr::InList { value: Box::new(value), list, kind, nocase, span };
+        let expr =
+            Expr::InList { value: Box::new(value), list, column, kind, nocase, span, list_span };
         Ok(if negated { Expr::Not(Box::new(expr), span) } else { expr })
     }
 
