@@ -266,22 +266,34 @@ impl Detector {
         self.call("evaluate", |b, s| b.tripline_detector_detector().call_evaluate(s, batch, now))
     }
 
+    /// A second instance of the same component with the same rules and
+    /// lists, for another thread.
+    pub fn fork(&self) -> Result<Detector> {
+        let mut twin = self.runtime.instantiate()?;
+        twin.lists = self.lists.clone();
+        twin.sources = self.sources.clone();
+        twin.reload()?;
+        Ok(twin)
+    }
+
     /// Replaces a trapped instance with a fresh one, with the same rules.
     pub fn restart(&mut self) -> Result<()> {
         let (store, bindings) = self.runtime.fresh()?;
         self.store = store;
         self.bindings = bindings;
         self.poisoned = false;
-        if let Some(sources) = self.sources.clone() {
-            match self.load_rules(&sources) {
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) => {
-                    anyhow::bail!("rules that loaded before no longer load after restart")
-                }
-                Err(e) => return Err(anyhow!(e)),
-            }
+        self.reload()
+    }
+
+    /// Loads the rules last loaded into this instance's predecessor, if
+    /// any were: they compiled once, so they must compile again.
+    fn reload(&mut self) -> Result<()> {
+        let Some(sources) = self.sources.clone() else { return Ok(()) };
+        match self.load_rules(&sources) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => anyhow::bail!("rules that loaded before no longer load"),
+            Err(e) => Err(anyhow!(e)),
         }
-        Ok(())
     }
 }
 

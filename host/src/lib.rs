@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod cache;
 pub mod component;
+pub mod pool;
 pub mod run;
 pub mod serve;
 pub mod tag;

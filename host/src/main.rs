@@ -90,6 +90,10 @@ struct RunArgs {
     /// Longer events are forwarded unchanged, unevaluated, and counted.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     max_event_bytes: usize,
+    /// Component instances evaluating batches at once, each on its own
+    /// thread; output keeps input order [default: one per core].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
     #[command(flatten)]
     detector: DetectorArgs,
 }
@@ -293,6 +297,7 @@ fn detector(args: &DetectorArgs) -> Result<Detector> {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
+    let workers = workers(args.workers)?;
     let mut detector = detector(&args.detector)?;
     let rules = detector.rules()?;
     report_windowed(&rules);
@@ -303,6 +308,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         batch_events: args.batch_events.max(1),
         batch_bytes: args.batch_bytes.max(1),
         max_event_bytes: args.max_event_bytes.max(1),
+        workers,
         ..RunOptions::default()
     };
     let mut inputs = Vec::new();
@@ -328,7 +334,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         None => Box::new(BufWriter::with_capacity(256 << 10, io::stdout().lock())),
     };
     let mut stderr = io::stderr();
-    let stats = Runner::new(&mut detector, &tagger, opts, &mut stderr).run(inputs, &mut out)?;
+    let stats = Runner::new(detector, &tagger, opts, &mut stderr)?.run(inputs, &mut out)?;
     let mut summary = format!("tripline: {}", stats.summary());
     for (rule, count) in rules.iter().zip(&stats.per_rule) {
         summary.push_str(&format!("; {}: {count}", rule.name));
@@ -403,11 +409,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             .context("--memory-limit is too large")?,
         deadline: Duration::from_millis(args.detector.call_timeout),
     };
-    let workers = match args.workers {
-        Some(0) => bail!("--workers must be at least 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let workers = workers(args.workers)?;
     let runtime = runtime(args.detector.component.as_deref(), limits, !args.detector.no_cache)?;
     let sources = read_sources(&args.detector.rules)?;
     let lists = read_lists(&args.detector.lists)?;
@@ -444,6 +446,15 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     match serve::serve(opts, detectors, tagger, names)? {
         Stopped::Clean => Ok(ExitCode::SUCCESS),
         Stopped::Cut => Ok(ExitCode::FAILURE),
+    }
+}
+
+/// `--workers`, or one per core.
+fn workers(arg: Option<usize>) -> Result<usize> {
+    match arg {
+        Some(0) => bail!("--workers must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }
 }
 

@@ -1,17 +1,24 @@
 //! `tripline run`: NDJSON in, the same NDJSON out, matches tagged.
 //!
-//! Lines are gathered into batches and evaluated one batch per guest call.
-//! Every input line gives exactly one output line, in order: untouched
-//! unless it matched. Lines the component cannot read, lines too long to
-//! send, and whole batches lost to a trap are forwarded unchanged and
-//! counted, never dropped.
+//! Lines are gathered into batches and evaluated one batch per guest call,
+//! on as many component instances as `workers` allows, while this thread
+//! goes on reading. Every input line gives exactly one output line, in
+//! order: untouched unless it matched. Lines the component cannot read,
+//! lines too long to send, and whole batches lost to a trap are forwarded
+//! unchanged and counted, never dropped.
+//!
+//! At most two batches per worker are out at once. When that many are
+//! waiting, the reader waits for the oldest and writes it, so a slow
+//! consumer slows the reader and memory stays bounded by the batch size.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, Write};
 
 use anyhow::{Context as _, Result};
 
 use crate::batch::{self, Lost, Outcome};
 use crate::component::{Detector, EventError};
+use crate::pool::{Pool, Ticket};
 use crate::tag::Tagger;
 
 /// Settings of one run.
@@ -30,6 +37,8 @@ pub struct RunOptions {
     pub max_event_bytes: usize,
     /// How many event problems to describe on stderr; the rest are counted.
     pub report_limit: usize,
+    /// Most component instances evaluating at once.
+    pub workers: usize,
 }
 
 impl Default for RunOptions {
@@ -43,6 +52,7 @@ impl Default for RunOptions {
             batch_bytes: 1 << 20,
             max_event_bytes: 1 << 20,
             report_limit: 10,
+            workers: 1,
         }
     }
 }
@@ -56,10 +66,11 @@ pub struct Input<'a> {
     pub reader: Box<dyn BufRead + 'a>,
 }
 
-/// Where a problem is reported: messages go to `report`, one per problem,
-/// up to the options' limit.
+/// Reads batches, has them evaluated and writes them out in order.
+/// Problems are described on `report`, one line each, up to the options'
+/// limit.
 pub struct Runner<'a> {
-    detector: &'a mut Detector,
+    pool: Pool,
     tagger: &'a Tagger,
     opts: RunOptions,
     stats: Stats,
@@ -69,7 +80,18 @@ pub struct Runner<'a> {
     batch: Vec<u8>,
     /// Per line in `batch`: its end offset (after the `\n`) and line number.
     lines: Vec<(usize, u64)>,
+    /// Batches submitted and not yet written, oldest first.
+    pending: VecDeque<Pending>,
+    /// Buffers of written batches, for the next ones.
+    spare: Vec<(Vec<u8>, Vec<(usize, u64)>)>,
     out_buf: Vec<u8>,
+}
+
+/// A batch out for evaluation.
+struct Pending {
+    input: std::rc::Rc<str>,
+    lines: Vec<(usize, u64)>,
+    ticket: Ticket,
 }
 
 /// The run failed on purpose, under `--strict`.
@@ -85,14 +107,17 @@ impl std::fmt::Display for StrictFailure {
 impl std::error::Error for StrictFailure {}
 
 impl<'a> Runner<'a> {
+    /// A runner on instances of `detector`, which holds the rules to run.
     pub fn new(
-        detector: &'a mut Detector,
+        detector: Detector,
         tagger: &'a Tagger,
         opts: RunOptions,
         report: &'a mut dyn Write,
-    ) -> Self {
-        Runner {
-            detector,
+    ) -> Result<Self> {
+        let workers = opts.workers.max(1);
+        let pool = Pool::new(detector, workers, 2 * workers)?;
+        Ok(Runner {
+            pool,
             tagger,
             opts,
             stats: Stats::default(),
@@ -100,22 +125,30 @@ impl<'a> Runner<'a> {
             reported: 0,
             batch: Vec::new(),
             lines: Vec::new(),
+            pending: VecDeque::new(),
+            spare: Vec::new(),
             out_buf: Vec::new(),
-        }
+        })
     }
 
     /// Runs every input, in order, into `out`, and returns the counts.
     /// Under `--strict` the error is a [`StrictFailure`].
     pub fn run(mut self, inputs: Vec<Input<'_>>, out: &mut dyn Write) -> Result<Stats> {
         for mut input in inputs {
-            let name = input.name.clone();
+            let name: std::rc::Rc<str> = input.name.as_str().into();
             self.input(&name, &mut *input.reader, out)?;
         }
+        self.drain(out)?;
         out.flush().context("failed to write output")?;
         Ok(self.stats)
     }
 
-    fn input(&mut self, name: &str, reader: &mut dyn BufRead, out: &mut dyn Write) -> Result<()> {
+    fn input(
+        &mut self,
+        name: &std::rc::Rc<str>,
+        reader: &mut dyn BufRead,
+        out: &mut dyn Write,
+    ) -> Result<()> {
         let mut line_no = 0u64;
         loop {
             line_no += 1;
@@ -142,6 +175,7 @@ impl<'a> Runner<'a> {
                     self.stats.read += 1;
                     let prefix = self.batch.split_off(start);
                     self.flush(name, out)?;
+                    self.drain(out)?;
                     self.stats.too_large += 1;
                     let msg = format!(
                         "{name}:{line_no}: event longer than {} bytes, forwarded unchanged",
@@ -177,40 +211,67 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// Evaluates the batch gathered so far and writes it out.
-    fn flush(&mut self, name: &str, out: &mut dyn Write) -> Result<()> {
+    /// Sends the batch gathered so far for evaluation, and writes out the
+    /// oldest batches while too many are out.
+    fn flush(&mut self, name: &std::rc::Rc<str>, out: &mut dyn Write) -> Result<()> {
         if self.lines.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
-        let lines = std::mem::take(&mut self.lines);
-        let evaluation = batch::evaluate(self.detector, &batch, lines.len());
+        let (batch, lines) = self.spare.pop().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.batch, batch);
+        let lines = std::mem::replace(&mut self.lines, lines);
+        let ticket = self.pool.submit(batch, lines.len())?;
+        self.pending.push_back(Pending { input: std::rc::Rc::clone(name), lines, ticket });
+        while self.pending.len() >= 2 * self.pool.workers() {
+            self.write_oldest(out)?;
+        }
+        Ok(())
+    }
+
+    /// Writes out every batch still out, in order.
+    fn drain(&mut self, out: &mut dyn Write) -> Result<()> {
+        while !self.pending.is_empty() {
+            self.write_oldest(out)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest batch out and writes it.
+    fn write_oldest(&mut self, out: &mut dyn Write) -> Result<()> {
+        let Some(Pending { input, lines, ticket }) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let done = ticket.wait()?;
+        let (batch, evaluation) = (done.batch, done.evaluation);
         if let Some(lost) = evaluation.lost() {
             let msg = match lost {
                 Lost::Trap(_) => {
                     let first = lines.first().map_or(0, |l| l.1);
                     let last = lines.last().map_or(0, |l| l.1);
-                    format!("{name}:{first}-{last}: {lost}; the batch is forwarded untagged")
+                    format!("{input}:{first}-{last}: {lost}; the batch is forwarded untagged")
                 }
                 Lost::Miscount { .. } => format!("{lost}; the batch is forwarded untagged"),
             };
             self.batch_lost(&msg, lines.len())?;
-            if lost.needs_restart() {
-                self.detector.restart().context("failed to restart the component after a trap")?;
-            }
+        }
+        if let Some(e) = done.restart_failed {
+            return Err(e.context("failed to restart the component after a trap"));
         }
         let mut start = 0;
         for (i, &(end, line_no)) in lines.iter().enumerate() {
             let line = &batch[start..end - 1];
             start = end;
-            self.write_outcome(name, line_no, line, &evaluation.outcome(i), out)?;
+            self.write_outcome(&input, line_no, line, &evaluation.outcome(i), out)?;
         }
-        // Keep the allocation for the next batch.
-        self.batch = batch;
-        self.batch.clear();
-        self.lines = lines;
-        self.lines.clear();
+        self.recycle(batch, lines);
         Ok(())
+    }
+
+    /// Keeps a written batch's buffers for a later batch.
+    fn recycle(&mut self, mut batch: Vec<u8>, mut lines: Vec<(usize, u64)>) {
+        batch.clear();
+        lines.clear();
+        self.spare.push((batch, lines));
     }
 
     fn batch_lost(&mut self, msg: &str, events: usize) -> Result<()> {

@@ -147,6 +147,39 @@ fn batches_of_any_size_give_the_same_output() {
 }
 
 #[test]
+fn workers_keep_input_order() {
+    // Distinct events, so that any reordering shows: every third one is
+    // tagged and every tenth is unreadable.
+    let mut data = Vec::new();
+    for i in 0..600 {
+        let line = match i {
+            i if i % 10 == 9 => format!("{{\"broken\":{i}"),
+            i if i % 3 == 0 => CREATE_USER.replace("bob", &format!("user-{i}")),
+            i => LIST_USERS.replace("10:00:01", &format!("10:{:02}:{:02}", i / 60, i % 60)),
+        };
+        data.extend_from_slice(line.as_bytes());
+        data.push(b'\n');
+    }
+    let one = run_ok(&["--workers", "1", "--batch-events", "3"], &data);
+    assert_eq!(lines(&one.stdout).len(), 600);
+    let summary = stderr(&one);
+    let summary = summary.lines().last().unwrap().to_string();
+    assert!(summary.contains("600 events read, 180 tagged, 60 errored"), "{summary}");
+    for workers in ["2", "4"] {
+        let many = run_ok(&["--workers", workers, "--batch-events", "3"], &data);
+        assert!(one.stdout == many.stdout, "--workers {workers} changed the output");
+        assert!(stderr(&many).ends_with(&format!("{summary}\n")), "{}", stderr(&many));
+    }
+}
+
+#[test]
+fn workers_must_be_at_least_one() {
+    let out = run_with_input(tripline().args(["run", "--workers", "0"]), b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--workers must be at least 1"), "{}", stderr(&out));
+}
+
+#[test]
 fn empty_input_gives_empty_output() {
     let out = run_ok(&[], b"");
     assert!(out.stdout.is_empty());

@@ -31,6 +31,21 @@ fn a_guest_that_never_returns_is_stopped_by_the_deadline() {
 }
 
 #[test]
+fn traps_on_several_workers_keep_order_and_count() {
+    let spin = component_from_wat("spin");
+    let data: Vec<u8> = (0..6).flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes()).collect();
+    let args =
+        ["--component", spin.to_str().unwrap(), "--call-timeout", "50", "--batch-events", "1"];
+    let out = run_ok(&[&args[..], &["--workers", "3"]].concat(), &data);
+    assert_eq!(out.stdout, data, "every event forwarded unchanged, in order");
+    let err = stderr(&out);
+    assert!(err.contains("lost to traps 6") && err.contains("6 traps"), "{err}");
+    for line in 1..=6 {
+        assert!(err.contains(&format!("<stdin>:{line}-{line}: component")), "{err}");
+    }
+}
+
+#[test]
 fn a_guest_that_grows_without_end_is_stopped_by_the_memory_limit() {
     let hog = component_from_wat("hog");
     let out = run_ok(
