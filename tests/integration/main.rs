@@ -8,5 +8,6 @@ mod fixtures;
 mod fluentbit;
 mod limits;
 mod sandbox;
+mod serve;
 mod support;
 mod yaral;

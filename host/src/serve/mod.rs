@@ -25,10 +25,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
-    HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    HeaderMap, HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, EXPECT,
+    RETRY_AFTER,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -55,6 +56,13 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The Retry-After, in seconds, when every slot in flight is taken: slots
 /// free up as fast as batches are tagged and forwarded.
 const BUSY_RETRY_AFTER: u64 = 1;
+
+/// How much of a refused body is read and dropped before the answer, and
+/// for how long (see [`discard`]). A few times the largest batch Vector or
+/// Fluent Bit sends by default, so that a sender configured a little past
+/// `--max-body-bytes` still hears why.
+const DISCARD_LIMIT: u64 = 64 << 20;
+const DISCARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of the server.
 #[derive(Clone, Debug)]
@@ -303,34 +311,46 @@ impl State {
 
     /// Takes one batch: tags it and forwards it, or answers with it.
     async fn batch(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        match self.take(request).await {
+        let (head, body) = request.into_parts();
+        match self.take(&head.headers, body).await {
             Ok(response) => response,
-            Err(rejection) => self.reject(rejection),
+            Err((rejection, unread)) => {
+                if let Some(unread) = unread {
+                    discard(unread, &head.headers).await;
+                }
+                self.reject(rejection)
+            }
         }
     }
 
-    async fn take(&self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Rejection> {
+    /// Handles a batch; a refusal comes with what is left of the body,
+    /// if any of it is still unread.
+    async fn take(
+        &self,
+        headers: &HeaderMap,
+        body: Incoming,
+    ) -> Result<Response<Full<Bytes>>, (Rejection, Option<Incoming>)> {
         let Ok(_slot) = Arc::clone(&self.in_flight).try_acquire_owned() else {
             let message = format!(
                 "Tripline is handling its limit of {} batches; retry later.",
                 self.max_in_flight
             );
-            return Err(Rejection::new(StatusCode::TOO_MANY_REQUESTS, Reason::Busy, message)
-                .retry_after(BUSY_RETRY_AFTER));
+            let busy = Rejection::new(StatusCode::TOO_MANY_REQUESTS, Reason::Busy, message)
+                .retry_after(BUSY_RETRY_AFTER);
+            return Err((busy, Some(body)));
         };
-        let headers = request.headers();
-        let format = body::format(headers)?;
+        let format = match body::format(headers) {
+            Ok(format) => format,
+            Err(rejection) => return Err((rejection, Some(body))),
+        };
         // `format` found one, or it would have refused the request.
         let content_type = headers
             .get(CONTENT_TYPE)
             .cloned()
             .unwrap_or(HeaderValue::from_static("application/json"));
-        let announced = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let announced = announced_length(headers);
         if announced.is_some_and(|n| n > self.max_body_bytes as u64) {
-            return Err(too_large(self.max_body_bytes));
+            return Err((too_large(self.max_body_bytes), Some(body)));
         }
         // With --forward the output is encoded as the input was; as an
         // answer, as the client accepts.
@@ -338,11 +358,11 @@ impl State {
             Some(_) => format.gzip,
             None => body::accepts_gzip(headers),
         };
-        let raw = read_body(request.into_body(), self.max_body_bytes).await?;
+        let raw = read_body(body, self.max_body_bytes, announced.unwrap_or(0)).await?;
         let started = Instant::now();
         let result = self.deliver(raw, format, gzip_out, content_type, started).await;
         self.metrics.batch_seconds.observe(started.elapsed());
-        result
+        result.map_err(|rejection| (rejection, None))
     }
 
     async fn deliver(
@@ -415,23 +435,75 @@ impl State {
     }
 }
 
-/// Reads a whole body, no larger than `limit`, in bounded time.
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Rejection> {
-    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
-    match collected {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
-        Ok(Err(e)) => Err(Rejection::new(
-            StatusCode::BAD_REQUEST,
-            Reason::ReadError,
-            format!("The body could not be read: {e}."),
-        )),
-        Err(_) => Err(Rejection::new(
-            StatusCode::REQUEST_TIMEOUT,
-            Reason::ReadTimeout,
-            format!("The body did not arrive within {} s.", BODY_TIMEOUT.as_secs()),
+/// Reads a whole body, no larger than `limit`, in bounded time; `announced`
+/// is its Content-Length, or 0. A body that turns out too large comes back
+/// with the rejection, to be [discarded](discard).
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    announced: u64,
+) -> Result<Bytes, (Rejection, Option<Incoming>)> {
+    let read = async {
+        let mut data = Vec::with_capacity(announced.min(limit as u64) as usize);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                let message = format!("The body could not be read: {e}.");
+                Rejection::new(StatusCode::BAD_REQUEST, Reason::ReadError, message)
+            })?;
+            let Some(chunk) = frame.data_ref() else { continue };
+            if data.len() + chunk.len() > limit {
+                return Ok(None);
+            }
+            data.extend_from_slice(chunk);
+        }
+        Ok(Some(data))
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(Ok(Some(data))) => Ok(data.into()),
+        Ok(Ok(None)) => Err((too_large(limit), Some(body))),
+        Ok(Err(rejection)) => Err((rejection, None)),
+        Err(_) => Err((
+            Rejection::new(
+                StatusCode::REQUEST_TIMEOUT,
+                Reason::ReadTimeout,
+                format!("The body did not arrive within {} s.", BODY_TIMEOUT.as_secs()),
+            ),
+            None,
         )),
     }
+}
+
+/// Reads and drops the rest of a refused request's body, within
+/// [`DISCARD_LIMIT`] and [`DISCARD_TIMEOUT`], before the answer goes out.
+///
+/// Senders such as Fluent Bit write a whole body before they read the
+/// answer. Were the answer sent and the connection closed with the body
+/// still arriving, the kernel would reset the connection, and the sender
+/// would see a broken pipe instead of the 413, 415 or 429: a failure it
+/// retries, so that a batch too large would be sent again and again rather
+/// than refused once, and a busy answer would lose its Retry-After. A
+/// sender that asked `Expect: 100-continue` sends no body unless told to,
+/// so there is nothing to read; nor is a body announced past the limit.
+async fn discard(mut body: Incoming, headers: &HeaderMap) {
+    let expects = headers.get(EXPECT).is_some_and(|v| v.as_bytes().starts_with(b"100"));
+    if expects || announced_length(headers).is_some_and(|n| n > DISCARD_LIMIT) {
+        return;
+    }
+    let drain = async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > DISCARD_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIMEOUT, drain).await;
+}
+
+/// The Content-Length, if the request gave one.
+fn announced_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
 fn too_large(limit: usize) -> Rejection {
