@@ -1,22 +1,40 @@
-//! The engine natively against the same engine inside the detector
-//! component, called once per event and once per batch, on the same
-//! generated CloudTrail events. Prints events/s and the ratio to native.
+//! The detector component against the plain native filter, side by side on
+//! the same generated CloudTrail events: the filter, the engine natively,
+//! and the engine inside the component called once per event and once per
+//! batch. A second rule set, one rule that reads one field and never
+//! matches, leaves only the cost of reading events, natively and in wasm.
+//! Prints events/s and the ratio to the plain filter.
 //!
-//! Run with `cargo bench -p tripline-benches --bench component`.
+//! Run with `cargo bench -p tripline-benches --bench component`. Set
+//! `TRIPLINE_BENCH_COMPONENT=path.wasm` to measure another build of the
+//! component (one built without SIMD, say) in place of the built-in one.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use tripline::component::{self, Limits, Runtime, DEFAULT_COMPONENT};
-use tripline_benches::{cloudtrail_events, mean_ns};
+use tripline::component::{self, Detector, Limits, RuleSource, Runtime, DEFAULT_COMPONENT};
+use tripline_benches::{cloudtrail_events, mean_ns, PlainFilter, DEFAULT_RULE};
 use tripline_engine::diag::Source;
 use tripline_engine::{lines, Engine};
 
 const EVENTS: usize = 2048;
 /// Events per call in the batched case: the `tripline run` default.
 const BATCH: usize = 256;
+
+const SCAN_ONLY: &str = r#"rule scan_only {
+  events:
+    $e.metadata.product_name = "none of these events"
+  condition:
+    $e
+}
+"#;
+
+fn tagged(detector: &mut Detector, batches: &[Vec<u8>]) -> usize {
+    let verdicts = batches.iter().flat_map(|b| detector.evaluate(b).unwrap());
+    verdicts.map(|v| v.map_or(0, |d| d.len())).sum()
+}
 
 fn main() {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("criterion");
@@ -29,67 +47,75 @@ fn main() {
     let events = cloudtrail_events(EVENTS, 10);
     let event_lines: Vec<&[u8]> = lines(&events).collect();
     let avg = events.len() / EVENTS;
-
-    let text = include_str!("../rules/default/cloud_api_abuse_t1059_009.yaral");
-    let engine = Engine::load(&[Source { name: "default", text }]).unwrap();
-    let mut scratch = engine.scratch();
-
-    let wasm = component::engine().unwrap();
-    let (compiled, _) = tripline::cache::load(&wasm, DEFAULT_COMPONENT, None).unwrap();
-    let runtime = Arc::new(Runtime::new(&wasm, compiled, "bench", Limits::default()).unwrap());
-    let mut detector = runtime.instantiate().unwrap();
     let batches: Vec<Vec<u8>> = event_lines
         .chunks(BATCH)
         .map(|chunk| chunk.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect())
         .collect();
 
-    // The same verdicts everywhere, or the comparison means nothing.
-    let mut native_tagged = 0;
-    engine.evaluate_batch(&events, &mut scratch, |r| native_tagged += r.map_or(0, |m| m.len()));
-    let component_tagged: usize = batches
-        .iter()
-        .flat_map(|b| detector.evaluate(b).unwrap())
-        .map(|v| v.map_or(0, |d| d.len()))
-        .sum();
-    assert_eq!(native_tagged, component_tagged);
-    assert!(native_tagged > 0);
+    let wasm = component::engine().unwrap();
+    let bytes = match std::env::var_os("TRIPLINE_BENCH_COMPONENT") {
+        Some(path) => std::fs::read(path).unwrap(),
+        None => DEFAULT_COMPONENT.to_vec(),
+    };
+    let (compiled, _) = tripline::cache::load(&wasm, &bytes, None).unwrap();
+    let runtime = Arc::new(Runtime::new(&wasm, compiled, "bench", Limits::default()).unwrap());
+    let plain = PlainFilter::new();
+    let mut out = Vec::new();
 
-    let mut group = c.benchmark_group("t1059_009");
+    let mut group = c.benchmark_group("component");
     group.throughput(Throughput::Elements(EVENTS as u64));
-    group.bench_function("native", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            engine.evaluate_batch(&events, &mut scratch, |r| n += r.map_or(0, |m| m.len()));
-            n
-        })
-    });
-    group.bench_function("component_per_event", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            for line in &event_lines {
-                n += detector.evaluate(line).unwrap().len();
-            }
-            n
-        })
-    });
-    group.bench_function("component_per_batch", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            for batch in &batches {
-                n += detector.evaluate(batch).unwrap().len();
-            }
-            n
-        })
-    });
+    group.bench_function("plain_filter", |b| b.iter(|| plain.run(&events, &mut out)));
+    for (set, text) in [("t1059_009", DEFAULT_RULE), ("scan_only", SCAN_ONLY)] {
+        let engine = Engine::load(&[Source { name: set, text }]).unwrap();
+        let mut scratch = engine.scratch();
+        let mut detector = runtime.instantiate().unwrap();
+        let source = RuleSource { name: set.into(), text: text.into() };
+        detector.load_rules(&[source]).unwrap().unwrap();
+
+        // The same verdicts everywhere, or the comparison means nothing.
+        let mut native_tagged = 0;
+        engine.evaluate_batch(&events, &mut scratch, |r| native_tagged += r.map_or(0, |m| m.len()));
+        assert_eq!(tagged(&mut detector, &batches), native_tagged);
+        if set == "t1059_009" {
+            assert_eq!(plain.run(&events, &mut out), native_tagged);
+            assert!(native_tagged > 0);
+        }
+
+        group.bench_function(format!("{set}_native"), |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                engine.evaluate_batch(&events, &mut scratch, |r| n += r.map_or(0, |m| m.len()));
+                n
+            })
+        });
+        if set == "t1059_009" {
+            group.bench_function(format!("{set}_component_per_event"), |b| {
+                b.iter(|| {
+                    event_lines.iter().map(|l| detector.evaluate(l).unwrap().len()).sum::<usize>()
+                })
+            });
+        }
+        group.bench_function(format!("{set}_component_per_batch"), |b| {
+            b.iter(|| tagged(&mut detector, &batches))
+        });
+    }
     group.finish();
     c.final_summary();
 
     println!("\n{EVENTS} CloudTrail events of {avg} bytes on average, 1 in 10 tagged:");
-    let native = mean_ns(&out_dir, "t1059_009/native");
-    for id in ["native", "component_per_event", "component_per_batch"] {
-        let Some(ns) = mean_ns(&out_dir, &format!("t1059_009/{id}")) else { continue };
+    let base = mean_ns(&out_dir, "component/plain_filter");
+    let ids = [
+        "plain_filter",
+        "t1059_009_native",
+        "t1059_009_component_per_event",
+        "t1059_009_component_per_batch",
+        "scan_only_native",
+        "scan_only_component_per_batch",
+    ];
+    for id in ids {
+        let Some(ns) = mean_ns(&out_dir, &format!("component/{id}")) else { continue };
         let per_sec = EVENTS as f64 / (ns * 1e-9);
-        let ratio = native.map_or(f64::NAN, |n| n / ns);
-        println!("  {id:<22} {per_sec:>12.0} events/s   {ratio:>5.2} x native");
+        let ratio = base.map_or(f64::NAN, |b| b / ns);
+        println!("  {id:<32} {per_sec:>10.0} events/s  {ratio:>5.2} x plain filter");
     }
 }

@@ -1,7 +1,12 @@
-//! Shared pieces of Tripline's benchmarks: generated events, and reading
-//! criterion's estimates back to print ratios against a baseline.
+//! Shared pieces of Tripline's benchmarks: generated events, the plain
+//! native filter every figure is a ratio to, and reading criterion's
+//! estimates back to print those ratios.
 
+use std::borrow::Cow;
 use std::path::Path;
+
+use regex::Regex;
+use serde::Deserialize;
 
 /// Deterministic CloudTrail records of about 1.4 KB, every `match_every`-th
 /// one a call the default rule tags.
@@ -71,16 +76,6 @@ pub fn sized_events(count: usize, size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(count * (size + 64));
     for line in base.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let mut event: serde_json::Value = serde_json::from_slice(line).unwrap();
-        let params = event["requestParameters"].as_object_mut().unwrap();
-        let mut i = 0;
-        let target = size.saturating_sub(line.len());
-        let mut added = 0;
-        while added < target {
-            let value = format!("value-{i:04}-{}", "x".repeat(40));
-            added += value.len() + 12;
-            params.insert(format!("param{i:04}"), value.into());
-            i += 1;
-        }
         if size < line.len() {
             // Small events: keep only what the rule reads and a little more.
             let keep = ["eventVersion", "eventSource", "eventName", "sourceIPAddress", "eventTime"];
@@ -88,6 +83,20 @@ pub fn sized_events(count: usize, size: usize) -> Vec<u8> {
             let arn = obj["userIdentity"]["arn"].clone();
             obj.retain(|k, _| keep.contains(&k.as_str()));
             obj.insert("userIdentity".into(), serde_json::json!({"arn": arn}));
+            obj.insert("requestParameters".into(), serde_json::json!({}));
+        }
+        let len = serde_json::to_vec(&event).unwrap().len();
+        let params = event["requestParameters"].as_object_mut().unwrap();
+        let mut added = 0;
+        for i in 0.. {
+            let value = format!("value-{i:04}-{}", "x".repeat(40));
+            // `,"paramNNNN":"` and the closing quote.
+            let member = value.len() + 15;
+            if len + added + member > size {
+                break;
+            }
+            added += member;
+            params.insert(format!("param{i:04}"), value.into());
         }
         serde_json::to_writer(&mut out, &event).unwrap();
         out.push(b'\n');
@@ -102,4 +111,85 @@ pub fn mean_ns(dir: &Path, id: &str) -> Option<f64> {
     let text = std::fs::read_to_string(path).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     value["mean"]["point_estimate"].as_f64()
+}
+
+/// The default rule, as the component has it built in.
+pub const DEFAULT_RULE: &str = include_str!("../../rules/default/cloud_api_abuse_t1059_009.yaral");
+
+#[derive(Deserialize)]
+struct Identity<'a> {
+    #[serde(borrow)]
+    arn: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Record<'a> {
+    #[serde(rename = "eventName", borrow)]
+    event_name: Option<Cow<'a, str>>,
+    #[serde(rename = "eventSource", borrow)]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(rename = "sourceIPAddress", borrow)]
+    source_ip: Option<Cow<'a, str>>,
+    #[serde(rename = "userIdentity", borrow)]
+    user_identity: Option<Identity<'a>>,
+}
+
+/// The baseline: what a careful engineer would write by hand for this one
+/// detection over CloudTrail records. serde_json reads a borrowed struct
+/// of just the fields the rule uses, the `regex` crate tests the action,
+/// and the tag is spliced into the line.
+pub struct PlainFilter {
+    re: Regex,
+}
+
+impl Default for PlainFilter {
+    fn default() -> Self {
+        PlainFilter::new()
+    }
+}
+
+impl PlainFilter {
+    /// The filter for the default rule's action pattern.
+    pub fn new() -> PlainFilter {
+        let line = DEFAULT_RULE.lines().find(|l| l.trim_start().starts_with("`(?i)"));
+        let pattern = line.expect("the default rule has a backtick pattern").trim();
+        PlainFilter { re: Regex::new(pattern.trim_matches('`')).expect("the pattern compiles") }
+    }
+
+    /// Filters NDJSON `events` into `out`, replacing what it held, and
+    /// returns how many events it tagged.
+    pub fn run(&self, events: &[u8], out: &mut Vec<u8>) -> usize {
+        out.clear();
+        let mut tagged = 0;
+        for line in tripline_engine::lines(events) {
+            if self.line(line, out) {
+                tagged += 1;
+            }
+            out.push(b'\n');
+        }
+        tagged
+    }
+
+    fn line(&self, line: &[u8], out: &mut Vec<u8>) -> bool {
+        let Ok(record) = serde_json::from_slice::<Record>(line) else {
+            out.extend_from_slice(line);
+            return false;
+        };
+        let hit = record.event_source.is_some()
+            && record.event_name.as_deref().is_some_and(|n| self.re.is_match(n));
+        if !hit {
+            out.extend_from_slice(line);
+            return false;
+        }
+        out.extend_from_slice(&line[..line.len() - 1]);
+        out.extend_from_slice(
+            br#","detections":[{"rule":"cloud_api_abuse_t1059_009","variables":{"src_ip":"#,
+        );
+        serde_json::to_writer(&mut *out, record.source_ip.as_deref().unwrap_or("")).unwrap();
+        out.extend_from_slice(br#","actor":"#);
+        let actor = record.user_identity.as_ref().and_then(|u| u.arn.as_deref()).unwrap_or("");
+        serde_json::to_writer(&mut *out, actor).unwrap();
+        out.extend_from_slice(b"}}]}");
+        true
+    }
 }

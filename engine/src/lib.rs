@@ -231,9 +231,25 @@ impl Engine {
 /// The lines of an NDJSON buffer, without their `\n`. A final `\n` does not
 /// start another line; an empty buffer has no lines.
 pub fn lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+    // memchr finds each newline 16 or 32 bytes per step, where a byte loop
+    // would take one; inside wasm, where every loop iteration also checks
+    // the epoch deadline, that difference is most of a batch's framing
+    // cost.
     let body = batch.strip_suffix(b"\n").unwrap_or(batch);
-    let empty = batch.is_empty();
-    body.split(|&b| b == b'\n').filter(move |_| !empty)
+    let mut rest = (!batch.is_empty()).then_some(body);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match memchr::memchr(b'\n', text) {
+            Some(i) => {
+                rest = Some(&text[i + 1..]);
+                Some(&text[..i])
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
 }
 
 #[cfg(test)]

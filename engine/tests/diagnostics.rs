@@ -162,7 +162,6 @@ fn nesting_limit_is_exact() {
 /// A rule nested too deeply must not make the parser stricter for the
 /// rules after it.
 #[test]
-#[ignore = "engine bug: Parser::nested leaks one level of depth each time the limit is hit"]
 fn nesting_limit_resets_after_an_error() {
     let deepest = MAX_DEPTH as usize - 1;
     let text = format!(

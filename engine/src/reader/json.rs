@@ -425,11 +425,22 @@ impl Scanner<'_, '_> {
 
 /// How many bytes at the start of `b` a string can hold as they are: up to
 /// the first `"`, `\\` or control character. Most of an event's bytes are
-/// inside strings, so this loop is the reader's hot path; it tests eight
-/// bytes per step with word arithmetic, which works the same natively and
-/// in wasm32.
+/// inside strings, so this is the reader's hot path. It tests sixteen bytes
+/// per step with SIMD where the target has it (SSE2 on x86_64, simd128 in
+/// wasm), and eight per step with word arithmetic otherwise and for the
+/// tail. Fewer steps matter twice inside wasm, where each loop iteration
+/// also checks the epoch deadline.
 #[inline]
 fn plain_len(b: &[u8]) -> usize {
+    let i = simd::plain_prefix(b);
+    match b.get(i) {
+        Some(&c) if c == b'"' || c == b'\\' || c < 0x20 => i,
+        _ => i + plain_len_words(&b[i..]),
+    }
+}
+
+#[inline]
+fn plain_len_words(b: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Flags each byte of `x` that is below `n` (n <= 128). Only the lowest
@@ -447,6 +458,67 @@ fn plain_len(b: &[u8]) -> usize {
         i += 8;
     }
     i + b[i..].iter().take_while(|&&c| c != b'"' && c != b'\\' && c >= 0x20).count()
+}
+
+/// Sixteen bytes per step. `plain_prefix(b)` is [`plain_len`] when a
+/// special byte turns up while 16 bytes are left to load; otherwise it
+/// stops short, at a multiple of 16, and leaves the rest to the word loop.
+mod simd {
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    pub fn plain_prefix(b: &[u8]) -> usize {
+        use std::arch::x86_64::*;
+        let mut i = 0;
+        while i + 16 <= b.len() {
+            // SAFETY: SSE2 is part of x86_64, and `i + 16 <= b.len()`
+            // keeps the unaligned 16-byte load inside `b`.
+            let special = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(i).cast());
+                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                // Unsigned `v < 0x20` is `max(v, 0x1f) == 0x1f`.
+                let low = _mm_set1_epi8(0x1f);
+                let control = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
+                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+            };
+            if special != 0 {
+                return i + special.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+        i
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[inline]
+    pub fn plain_prefix(b: &[u8]) -> usize {
+        use std::arch::wasm32::*;
+        let mut i = 0;
+        while i + 16 <= b.len() {
+            // SAFETY: wasm loads need no alignment, and `i + 16 <= b.len()`
+            // keeps the 16-byte load inside `b`.
+            let v = unsafe { v128_load(b.as_ptr().add(i).cast()) };
+            let special = v128_or(
+                v128_or(u8x16_eq(v, u8x16_splat(b'"')), u8x16_eq(v, u8x16_splat(b'\\'))),
+                u8x16_lt(v, u8x16_splat(0x20)),
+            );
+            let mask = u8x16_bitmask(special);
+            if mask != 0 {
+                return i + mask.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+        i
+    }
+
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )))]
+    #[inline]
+    pub fn plain_prefix(_: &[u8]) -> usize {
+        0
+    }
 }
 
 fn container(start: u32) -> Capture {
@@ -578,9 +650,11 @@ mod tests {
                 for filler in [b'a', 0x20, 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']'] {
                     let mut bytes = vec![filler; len];
                     assert_eq!(plain_len(&bytes), len);
+                    assert_eq!(plain_len_words(&bytes), len);
                     bytes.push(special);
                     bytes.extend_from_slice(b"\"xyz\\");
                     assert_eq!(plain_len(&bytes), len, "filler {filler:#x} special {special:#x}");
+                    assert_eq!(plain_len_words(&bytes), len);
                 }
             }
         }
