@@ -12,7 +12,7 @@
 //! far beyond what a slow 2-core machine needs, so that a deadline only
 //! trips when something is really stuck, and every loop is bounded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -555,6 +555,8 @@ struct Metrics {
     samples: HashMap<String, f64>,
     /// The samples in the order written.
     order: Vec<String>,
+    /// The name of every metric declared with `# TYPE`.
+    families: BTreeSet<String>,
     text: String,
 }
 
@@ -600,7 +602,8 @@ impl Metrics {
             assert!(samples.insert(key.to_string(), value).is_none(), "{key} written twice");
             order.push(key.to_string());
         }
-        Metrics { samples, order, text: text.to_string() }
+        let families = types.keys().map(|name| name.to_string()).collect();
+        Metrics { samples, order, families, text: text.to_string() }
     }
 
     fn get(&self, key: &str) -> f64 {
@@ -1248,6 +1251,16 @@ fn metrics_are_prometheus_text_and_count_what_was_sent() {
     ] {
         assert_eq!(metrics.get(key), 0.0, "{key}");
     }
+
+    // What is served is what docs/serve.md lists for users, no more, no less.
+    let doc = std::fs::read_to_string(root().join("docs/serve.md")).unwrap();
+    let documented: BTreeSet<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .filter(|name| name.starts_with("tripline_"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(documented, metrics.families, "docs/serve.md and /metrics disagree");
 
     // GET for people and probes; HEAD for Vector's healthcheck.
     let reply = rt.block_on(get(&client, &serve.url("/health"))).unwrap();
