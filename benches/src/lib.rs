@@ -2,11 +2,10 @@
 //! native filter every figure is a ratio to, and reading criterion's
 //! estimates back to print those ratios.
 
-use std::borrow::Cow;
 use std::path::Path;
 
-use regex::Regex;
-use serde::Deserialize;
+mod plain;
+pub use plain::{PlainFilter, DEFAULT_RULE};
 
 /// Deterministic CloudTrail records of about 1.4 KB, every `match_every`-th
 /// one a call the default rule tags.
@@ -111,85 +110,4 @@ pub fn mean_ns(dir: &Path, id: &str) -> Option<f64> {
     let text = std::fs::read_to_string(path).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     value["mean"]["point_estimate"].as_f64()
-}
-
-/// The default rule, as the component has it built in.
-pub const DEFAULT_RULE: &str = include_str!("../../rules/default/cloud_api_abuse_t1059_009.yaral");
-
-#[derive(Deserialize)]
-struct Identity<'a> {
-    #[serde(borrow)]
-    arn: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Record<'a> {
-    #[serde(rename = "eventName", borrow)]
-    event_name: Option<Cow<'a, str>>,
-    #[serde(rename = "eventSource", borrow)]
-    event_source: Option<Cow<'a, str>>,
-    #[serde(rename = "sourceIPAddress", borrow)]
-    source_ip: Option<Cow<'a, str>>,
-    #[serde(rename = "userIdentity", borrow)]
-    user_identity: Option<Identity<'a>>,
-}
-
-/// The baseline: what a careful engineer would write by hand for this one
-/// detection over CloudTrail records. serde_json reads a borrowed struct
-/// of just the fields the rule uses, the `regex` crate tests the action,
-/// and the tag is spliced into the line.
-pub struct PlainFilter {
-    re: Regex,
-}
-
-impl Default for PlainFilter {
-    fn default() -> Self {
-        PlainFilter::new()
-    }
-}
-
-impl PlainFilter {
-    /// The filter for the default rule's action pattern.
-    pub fn new() -> PlainFilter {
-        let line = DEFAULT_RULE.lines().find(|l| l.trim_start().starts_with("`(?i)"));
-        let pattern = line.expect("the default rule has a backtick pattern").trim();
-        PlainFilter { re: Regex::new(pattern.trim_matches('`')).expect("the pattern compiles") }
-    }
-
-    /// Filters NDJSON `events` into `out`, replacing what it held, and
-    /// returns how many events it tagged.
-    pub fn run(&self, events: &[u8], out: &mut Vec<u8>) -> usize {
-        out.clear();
-        let mut tagged = 0;
-        for line in tripline_engine::lines(events) {
-            if self.line(line, out) {
-                tagged += 1;
-            }
-            out.push(b'\n');
-        }
-        tagged
-    }
-
-    fn line(&self, line: &[u8], out: &mut Vec<u8>) -> bool {
-        let Ok(record) = serde_json::from_slice::<Record>(line) else {
-            out.extend_from_slice(line);
-            return false;
-        };
-        let hit = record.event_source.is_some()
-            && record.event_name.as_deref().is_some_and(|n| self.re.is_match(n));
-        if !hit {
-            out.extend_from_slice(line);
-            return false;
-        }
-        out.extend_from_slice(&line[..line.len() - 1]);
-        out.extend_from_slice(
-            br#","detections":[{"rule":"cloud_api_abuse_t1059_009","variables":{"src_ip":"#,
-        );
-        serde_json::to_writer(&mut *out, record.source_ip.as_deref().unwrap_or("")).unwrap();
-        out.extend_from_slice(br#","actor":"#);
-        let actor = record.user_identity.as_ref().and_then(|u| u.arn.as_deref()).unwrap_or("");
-        serde_json::to_writer(&mut *out, actor).unwrap();
-        out.extend_from_slice(b"}}]}");
-        true
-    }
 }
