@@ -774,6 +774,31 @@ fn forwarded_batches_keep_shape_and_encoding_and_carry_runs_tags() {
 }
 
 #[test]
+fn a_custom_path_takes_batches_and_an_empty_one_is_accepted_without_forwarding() {
+    let rt = runtime();
+    let client = client();
+    let downstream = Downstream::start(&rt, |_| Answer::Status(200, None));
+    let serve =
+        Serve::start(&["--workers", "1", "--path", "/ingest", "--forward", &downstream.url()]);
+    let url = serve.url("/ingest");
+    for (content_type, body) in [("application/x-ndjson", &b""[..]), ("application/json", b"[]")] {
+        let reply = rt.block_on(exchange(&client, batch(&url, content_type, body, false))).unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{content_type}: {}", reply.text());
+    }
+    assert!(downstream.received().is_empty(), "an empty batch has nothing to hand on");
+    let body = cloudtrail("evt-1", "CreateUser");
+    let reply = rt.block_on(exchange(&client, batch(&url, "application/x-ndjson", &body, false)));
+    assert_eq!(reply.unwrap().status, StatusCode::OK);
+    assert_eq!(event_ids(&downstream.accepted()[0].body), [("evt-1".to_string(), true)]);
+    // `/` is now just another path.
+    let reply = rt
+        .block_on(exchange(&client, batch(&serve.url("/"), "application/x-ndjson", &body, false)));
+    let reply = reply.unwrap();
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(reply.text().contains("POST batches to /ingest"), "{}", reply.text());
+}
+
+#[test]
 fn a_downstream_that_refuses_at_first_loses_nothing_and_duplicates_nothing() {
     let rt = runtime();
     let client = client();
