@@ -81,18 +81,29 @@ impl FieldTable {
     }
 }
 
+/// What a rule is compiled against.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'l> {
+    /// The reference lists the host gave, and data table columns as lists
+    /// named `table.column`.
+    pub lists: &'l [RefList],
+    /// A list not given is a warning and reads as empty, rather than an
+    /// error: for checking rules without their data.
+    pub absent_lists_ok: bool,
+}
+
 /// Compiles one parsed rule. Field names go into `fields`, shared by every
-/// rule of the set; `lists` are the reference lists the host gave.
+/// rule of the set.
 pub fn compile(
     rule: &ast::Rule,
     source_name: &str,
     fields: &mut FieldTable,
-    lists: &[RefList],
+    options: &Options<'_>,
 ) -> Result<Rule, Vec<Diagnostic>> {
     let windowed = windowed_reason(rule);
     let mut local = FieldTable::default();
     let table = if windowed.is_some() { &mut local } else { fields };
-    let mut cx = Compiler::new(table, lists, windowed.is_some());
+    let mut cx = Compiler::new(table, options, windowed.is_some());
     let plan = cx.rule(rule);
     let warnings = std::mem::take(&mut cx.warnings);
     let mut diags = cx.diags;
@@ -280,6 +291,7 @@ enum Section {
 struct Compiler<'f, 'l> {
     fields: &'f mut FieldTable,
     lists: &'l [RefList],
+    absent_lists_ok: bool,
     /// Checking only: the rule needs windowed evaluation, so expressions
     /// over several events are fine and no plan is kept.
     check_only: bool,
@@ -300,10 +312,11 @@ struct Compiler<'f, 'l> {
 }
 
 impl<'f, 'l> Compiler<'f, 'l> {
-    fn new(fields: &'f mut FieldTable, lists: &'l [RefList], check_only: bool) -> Self {
+    fn new(fields: &'f mut FieldTable, options: &Options<'l>, check_only: bool) -> Self {
         Compiler {
             fields,
-            lists,
+            lists: options.lists,
+            absent_lists_ok: options.absent_lists_ok,
             check_only,
             diags: Vec::new(),
             warnings: Vec::new(),
@@ -961,10 +974,11 @@ impl<'f, 'l> Compiler<'f, 'l> {
                 self.compare(lhs, *op, rhs, *nocase, *span, branch)
             }
             A::InList { value, list, column, kind, nocase, span, list_span } => {
-                if column.is_some() {
-                    self.unsupported(*list_span, "a data table (`%table.column`)");
-                    return Pred::True;
-                }
+                // A data table column is tested as the list of its values.
+                let list = match column {
+                    Some(column) => format!("{list}.{column}"),
+                    None => list.clone(),
+                };
                 if let A::Quantified { span, .. } = &**value {
                     self.error(
                         Code::BadComparison,
@@ -975,7 +989,7 @@ impl<'f, 'l> Compiler<'f, 'l> {
                     return Pred::True;
                 }
                 let _ = span;
-                let Some(list) = self.list(list, *kind, *nocase, *list_span) else {
+                let Some(list) = self.list(&list, *kind, *nocase, *list_span) else {
                     return Pred::True;
                 };
                 match self.expr(value) {
@@ -1052,23 +1066,38 @@ impl<'f, 'l> Compiler<'f, 'l> {
         if let Some(i) = self.list_keys.iter().position(|k| *k == key) {
             return Some(i as u16);
         }
-        let Some(list) = self.lists.iter().find(|l| l.name == name) else {
-            let given: Vec<String> = self.lists.iter().map(|l| format!("`%{}`", l.name)).collect();
-            let given = if given.is_empty() { "none".to_string() } else { given.join(", ") };
-            self.error(
-                Code::UnknownList,
-                span,
-                format!(
-                    "expected a reference list given to the engine, found `%{name}` \
-                     (given: {given})"
-                ),
-            );
-            return None;
+        let what = if name.contains('.') { "data table column" } else { "reference list" };
+        let entries: &[String] = match self.lists.iter().find(|l| l.name == name) {
+            Some(list) => &list.entries,
+            None if self.absent_lists_ok => {
+                self.warn(
+                    Code::ListNotGiven,
+                    span,
+                    format!(
+                        "the {what} `%{name}` was not given, so its entries were not checked; \
+                         running the rule needs it"
+                    ),
+                );
+                &[]
+            }
+            None => {
+                let given: Vec<String> =
+                    self.lists.iter().map(|l| format!("`%{}`", l.name)).collect();
+                let given = if given.is_empty() { "none".to_string() } else { given.join(", ") };
+                self.error(
+                    Code::UnknownList,
+                    span,
+                    format!(
+                        "expected a {what} given to the engine, found `%{name}` (given: {given})"
+                    ),
+                );
+                return None;
+            }
         };
         let matcher = match kind {
-            ListKind::Plain => Ok(Matcher::plain(&list.entries, nocase)),
-            ListKind::Regex => Matcher::regex(&list.entries, nocase),
-            ListKind::Cidr => Matcher::cidr(&list.entries),
+            ListKind::Plain => Ok(Matcher::plain(entries, nocase)),
+            ListKind::Regex => Matcher::regex(entries, nocase),
+            ListKind::Cidr => Matcher::cidr(entries),
         };
         match matcher {
             Ok(m) => {

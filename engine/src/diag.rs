@@ -72,6 +72,14 @@ pub enum Code {
     /// Warning: `nocase` on an enum field, which SecOps refuses:
     /// `$e.metadata.event_type = "user_login" nocase`.
     NocaseOnEnum,
+    /// Warning, from `tripline check` only: a reference list or data table
+    /// column that was not given, so its entries could not be checked:
+    /// `$e.principal.ip in cidr %office_ranges`. Rules that run need it.
+    ListNotGiven,
+    /// Warning: an escape that double-quoted strings do not have, in a
+    /// `meta` value, where it is kept as written:
+    /// `description = "writes to \TEMPLATE\LAYOUTS"`.
+    MetaEscape,
 }
 
 impl Code {
@@ -102,6 +110,8 @@ impl Code {
             Code::NeverHolds => "W0403",
             Code::ActionInResourceName => "W0404",
             Code::NocaseOnEnum => "W0405",
+            Code::ListNotGiven => "W0406",
+            Code::MetaEscape => "W0407",
         }
     }
 

@@ -120,6 +120,22 @@ impl Engine {
         sources: &[Source<'_>],
         lists: &[RefList],
     ) -> Result<Engine, Vec<LoadError>> {
+        Engine::load_as(sources, lists, false)
+    }
+
+    /// Loads rules to check them, as `tripline check` does: like
+    /// [`Engine::load_with_lists`], except that a list not among `lists`
+    /// is a warning ([`Code::ListNotGiven`]) and reads as empty, since
+    /// lists are data that only a run needs.
+    pub fn check(sources: &[Source<'_>], lists: &[RefList]) -> Result<Engine, Vec<LoadError>> {
+        Engine::load_as(sources, lists, true)
+    }
+
+    fn load_as(
+        sources: &[Source<'_>],
+        lists: &[RefList],
+        absent_lists_ok: bool,
+    ) -> Result<Engine, Vec<LoadError>> {
         let mut fields = FieldTable::default();
         let mut rules: Vec<Rule> = Vec::new();
         let mut errors = Vec::new();
@@ -128,9 +144,13 @@ impl Engine {
             let mut diags = Vec::new();
             let tokens = syntax::lexer::lex(src.text, &mut diags);
             let parsed = syntax::parser::parse(&tokens, &mut diags);
-            for rule in &parsed {
-                match compile::compile(rule, src.name, &mut fields, lists) {
-                    Ok(compiled) => {
+            let mut meta_warnings = meta_escapes(src.text, &parsed, &mut diags);
+            for (rule, meta_warnings) in parsed.iter().zip(&mut meta_warnings) {
+                let options = compile::Options { lists, absent_lists_ok };
+                match compile::compile(rule, src.name, &mut fields, &options) {
+                    Ok(mut compiled) => {
+                        compiled.warnings.append(meta_warnings);
+                        compiled.warnings.sort_by_key(|w| w.span.start);
                         warnings.extend(
                             compiled
                                 .warnings
@@ -226,6 +246,41 @@ impl Engine {
             }
         }
     }
+}
+
+/// Takes out of `diags` the escapes that strings do not allow (`\\T`) where
+/// they stand in a rule's `meta` values, and returns them as warnings of
+/// their rule, one list per rule of `parsed`. A meta value is never
+/// matched against events, so an escape there cannot change what a rule
+/// does, and published rules write Windows paths in descriptions as they
+/// are. The lexer keeps such an escape as written.
+fn meta_escapes(
+    text: &str,
+    parsed: &[syntax::ast::Rule],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Vec<Diagnostic>> {
+    let mut per_rule = vec![Vec::new(); parsed.len()];
+    diags.retain(|d| {
+        if d.code != Code::BadEscape {
+            return true;
+        }
+        let inside = |span: &diag::Span| span.start <= d.span.start && d.span.end <= span.end;
+        let Some(i) = parsed.iter().position(|r| r.meta.iter().any(|m| inside(&m.span))) else {
+            return true;
+        };
+        let escape = text.get(d.span.start as usize..d.span.end as usize).unwrap_or("\\");
+        let mut w = d.clone();
+        w.code = Code::MetaEscape;
+        w.message = format!(
+            "found `{escape}`, an escape that strings do not have; in `meta` it is kept as \
+             written (write `\\\\{}` to say so)",
+            &escape[1..]
+        );
+        w.rule = Some(parsed[i].name.clone());
+        per_rule[i].push(w);
+        false
+    });
+    per_rule
 }
 
 /// The lines of an NDJSON buffer, without their `\n`. A final `\n` does not

@@ -30,6 +30,96 @@ pub fn parse_entries(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The columns of a data table, from CSV text whose first row names them,
+/// as lists named `table.column` (the way rules name them:
+/// `$e.principal.user.userid in %admins.user`). Fields follow RFC 4180:
+/// separated by commas, optionally in double quotes, a quote inside a
+/// quoted field doubled. Each column lists the row values that are not
+/// empty, trimmed. The error names the line, counted from 1.
+pub fn table_columns(table: &str, csv: &str) -> Result<Vec<RefList>, String> {
+    let mut rows = csv_rows(csv)?.into_iter().filter(|(_, row)| row.iter().any(|f| !f.is_empty()));
+    let Some((_, header)) = rows.next() else {
+        return Err("line 1: expected a header row naming the columns, found nothing".into());
+    };
+    let mut columns: Vec<RefList> = Vec::new();
+    for name in &header {
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(format!(
+                "line 1: expected column names of letters, digits and `_`, found `{name}`"
+            ));
+        }
+        let full = format!("{table}.{name}");
+        if columns.iter().any(|c| c.name == full) {
+            return Err(format!("line 1: column `{name}` is named twice"));
+        }
+        columns.push(RefList { name: full, entries: Vec::new() });
+    }
+    for (line, row) in rows {
+        if row.len() != columns.len() {
+            return Err(format!(
+                "line {line}: expected {} fields, as the header has, found {}",
+                columns.len(),
+                row.len()
+            ));
+        }
+        for (column, value) in columns.iter_mut().zip(row) {
+            if !value.is_empty() {
+                column.entries.push(value);
+            }
+        }
+    }
+    Ok(columns)
+}
+
+/// The rows of CSV text, each with the line it starts on.
+fn csv_rows(csv: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
+    let mut rows = Vec::new();
+    let mut chars = csv.chars().peekable();
+    let mut line = 1;
+    while chars.peek().is_some() {
+        let start = line;
+        let mut row = Vec::new();
+        loop {
+            let mut field = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        Some('"') if chars.peek() == Some(&'"') => {
+                            chars.next();
+                            field.push('"');
+                        }
+                        Some('"') => break,
+                        Some(c) => {
+                            line += usize::from(c == '\n');
+                            field.push(c);
+                        }
+                        None => return Err(format!("line {start}: a quoted field is not closed")),
+                    }
+                }
+            }
+            while let Some(&c) = chars.peek() {
+                if c == ',' || c == '\n' {
+                    break;
+                }
+                field.push(c);
+                chars.next();
+            }
+            row.push(field.trim().to_string());
+            match chars.next() {
+                Some(',') => continue,
+                Some(_) => line += 1,
+                None => {}
+            }
+            break;
+        }
+        rows.push((start, row));
+    }
+    Ok(rows)
+}
+
 /// A list compiled for one way of testing it.
 #[derive(Debug)]
 pub enum Matcher {
@@ -115,5 +205,26 @@ mod tests {
         assert_eq!(Matcher::regex(&e(&["ok", "("]), false).err().map(|b| b.entry), Some(2));
         assert!(Matcher::cidr(&e(&["10.0.0.0/8"])).ok().unwrap().contains("10.9.9.9"));
         assert!(Matcher::cidr(&e(&["nope"])).is_err());
+    }
+
+    #[test]
+    fn data_table_columns_become_lists() {
+        let csv = "user,role\r\nalice,\"admin, ops\"\n\n\"bob \"\"b\"\"\",\nc,\"two\nlines\"\n";
+        let columns = table_columns("admins", csv).unwrap();
+        assert_eq!(columns.len(), 2);
+        assert_eq!(columns[0].name, "admins.user");
+        assert_eq!(columns[0].entries, ["alice", "bob \"b\"", "c"]);
+        assert_eq!(columns[1].name, "admins.role");
+        assert_eq!(columns[1].entries, ["admin, ops", "two\nlines"]);
+    }
+
+    #[test]
+    fn data_table_errors_name_the_line() {
+        let err = |csv: &str| table_columns("t", csv).unwrap_err();
+        assert!(err("").starts_with("line 1: expected a header row"));
+        assert!(err("a,a\n").contains("column `a` is named twice"));
+        assert!(err("a b\n").contains("found `a b`"));
+        assert!(err("a,b\n1,2\n\"x\ny\",2,3\n").starts_with("line 3: expected 2 fields"));
+        assert!(err("a\n\"open\n").starts_with("line 2: a quoted field is not closed"));
     }
 }

@@ -54,6 +54,10 @@ struct DetectorArgs {
     /// FILE; blank lines and `//` comments are skipped. Repeatable.
     #[arg(long = "list", value_name = "NAME=FILE")]
     lists: Vec<String>,
+    /// A data table the rules name as `%NAME.COLUMN`: a CSV file whose
+    /// first row names the columns. Repeatable.
+    #[arg(long = "table", value_name = "NAME=FILE")]
+    tables: Vec<String>,
     /// Linear memory one component instance may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     memory_limit: usize,
@@ -149,10 +153,16 @@ struct CheckArgs {
     /// YARA-L files to check.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// A reference list the rules name as `%NAME`, as for `run`. Repeatable.
+    /// A reference list the rules name as `%NAME`, as for `run`. Without
+    /// it, the list's entries go unchecked. Repeatable.
     #[arg(long = "list", value_name = "NAME=FILE")]
     lists: Vec<String>,
-    /// A detector component to check with instead of the built-in one.
+    /// A data table the rules name as `%NAME.COLUMN`, as for `run`.
+    /// Repeatable.
+    #[arg(long = "table", value_name = "NAME=FILE")]
+    tables: Vec<String>,
+    /// A detector component to check with instead of the built-in engine.
+    /// Lists and tables it is not given are then errors, as for `run`.
     #[arg(long, value_name = "PATH")]
     component: Option<PathBuf>,
 }
@@ -216,28 +226,55 @@ fn read_sources(files: &[PathBuf]) -> Result<Vec<RuleSource>> {
         .collect()
 }
 
-/// Reads `--list NAME=FILE` arguments into reference lists.
-fn read_lists(args: &[String]) -> Result<Vec<ReferenceList>> {
-    let mut lists: Vec<ReferenceList> = Vec::new();
-    for arg in args {
-        let Some((name, file)) = arg.split_once('=') else {
-            bail!("--list expects NAME=FILE, found `{arg}`");
-        };
-        let name = name.strip_prefix('%').unwrap_or(name);
-        let valid =
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !valid {
-            bail!("--list {arg}: a list name is letters, digits and `_`, found `{name}`");
+/// Reads `--list NAME=FILE` and `--table NAME=FILE` arguments into the
+/// reference lists the component takes; a table gives one list per
+/// column, named `table.column`.
+fn read_lists(lists: &[String], tables: &[String]) -> Result<Vec<ReferenceList>> {
+    let mut out: Vec<ReferenceList> = Vec::new();
+    let mut add = |list: ReferenceList, arg: &str| {
+        if out.iter().any(|l| l.name == list.name) {
+            bail!("{arg}: `%{}` is given twice", list.name);
         }
-        if lists.iter().any(|l| l.name == name) {
-            bail!("--list {arg}: list `{name}` is given twice");
-        }
+        out.push(list);
+        Ok(())
+    };
+    for arg in lists {
+        let (name, file) = name_and_file("--list", arg)?;
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("failed to read list `{name}` from {file}"))?;
         let entries = tripline_engine::lists::parse_entries(&text);
-        lists.push(ReferenceList { name: name.to_string(), entries });
+        add(ReferenceList { name, entries }, &format!("--list {arg}"))?;
     }
-    Ok(lists)
+    for arg in tables {
+        let (name, file) = name_and_file("--table", arg)?;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("failed to read table `{name}` from {file}"))?;
+        let columns = tripline_engine::lists::table_columns(&name, &text)
+            .map_err(|e| anyhow::anyhow!("--table {arg}: {file}: {e}"))?;
+        for column in columns {
+            let entries = column.entries;
+            add(ReferenceList { name: column.name, entries }, &format!("--table {arg}"))?;
+        }
+    }
+    Ok(out)
+}
+
+/// Splits `NAME=FILE`; a list or table name is letters, digits and `_`,
+/// and a list may name a table column as `table.column`.
+fn name_and_file<'a>(flag: &str, arg: &'a str) -> Result<(String, &'a str)> {
+    let Some((name, file)) = arg.split_once('=') else {
+        bail!("{flag} expects NAME=FILE, found `{arg}`");
+    };
+    let name = name.strip_prefix('%').unwrap_or(name);
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let valid = match name.split_once('.') {
+        Some((table, column)) => flag == "--list" && word(table) && word(column),
+        None => word(name),
+    };
+    if !valid {
+        bail!("{flag} {arg}: a name is letters, digits and `_`, found `{name}`");
+    }
+    Ok((name.to_string(), file))
 }
 
 /// Says on stderr which rules are loaded but not run, since they need
@@ -281,9 +318,9 @@ fn detector(args: &DetectorArgs) -> Result<Detector> {
     }
     let runtime = runtime(args.component.as_deref(), limits, !args.no_cache)?;
     let mut detector = runtime.instantiate()?;
-    let lists = read_lists(&args.lists)?;
+    let lists = read_lists(&args.lists, &args.tables)?;
     if !lists.is_empty() && args.rules.is_empty() {
-        bail!("--list needs --rules: the built-in rules name no reference list");
+        bail!("--list and --table need --rules: the built-in rules name no list or table");
     }
     detector.set_lists(lists);
     if !args.rules.is_empty() {
@@ -355,11 +392,13 @@ fn info(args: DetectorArgs) -> Result<ExitCode> {
 }
 
 fn check(args: CheckArgs) -> Result<ExitCode> {
-    let runtime = runtime(args.component.as_deref(), Limits::default(), true)?;
-    let mut detector = runtime.instantiate()?;
-    detector.set_lists(read_lists(&args.lists)?);
+    let lists = read_lists(&args.lists, &args.tables)?;
     let sources = read_sources(&args.files)?;
-    match detector.load_rules(&sources)? {
+    let checked = match &args.component {
+        Some(path) => check_in_component(path, &sources, lists)?,
+        None => check_natively(&sources, lists),
+    };
+    match checked {
         Ok(rules) => {
             let warnings: Vec<RuleError> =
                 rules.iter().flat_map(|r| r.warnings.iter().cloned()).collect();
@@ -389,6 +428,62 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
     }
 }
 
+type Checked = std::result::Result<Vec<RuleInfo>, Vec<RuleError>>;
+
+/// Loads the rules into `component`, exactly as `run` would.
+fn check_in_component(
+    component: &Path,
+    sources: &[RuleSource],
+    lists: Vec<ReferenceList>,
+) -> Result<Checked> {
+    let runtime = runtime(Some(component), Limits::default(), true)?;
+    let mut detector = runtime.instantiate()?;
+    detector.set_lists(lists);
+    Ok(detector.load_rules(sources)?)
+}
+
+/// Checks the rules with the engine built into this binary, the one the
+/// built-in component holds, without starting wasmtime. Lists and tables
+/// not given are warnings: their entries are data for a run.
+fn check_natively(sources: &[RuleSource], lists: Vec<ReferenceList>) -> Checked {
+    use tripline_engine::{diag, Engine, RefList};
+    let srcs: Vec<diag::Source> =
+        sources.iter().map(|s| diag::Source { name: &s.name, text: &s.text }).collect();
+    let lists: Vec<RefList> =
+        lists.into_iter().map(|l| RefList { name: l.name, entries: l.entries }).collect();
+    let error = |e: &tripline_engine::LoadError| {
+        let src = &srcs[e.source];
+        let pos = src.position(e.diag.span);
+        RuleError {
+            code: e.diag.code.as_str().to_string(),
+            message: e.diag.message.clone(),
+            rule: e.diag.rule.clone(),
+            source_name: src.name.to_string(),
+            span: component::SourceSpan { line: pos.line, column: pos.column, length: pos.length },
+        }
+    };
+    let engine = Engine::check(&srcs, &lists)
+        .map_err(|errors| errors.iter().map(error).collect::<Vec<_>>())?;
+    let warnings: Vec<RuleError> = engine.warnings().iter().map(error).collect();
+    Ok(engine
+        .rules()
+        .iter()
+        .map(|rule| RuleInfo {
+            name: rule.name.clone(),
+            source_name: rule.source_name.clone(),
+            meta: Vec::new(),
+            placeholders: rule.placeholders.clone(),
+            outcomes: rule.outcome_names.clone(),
+            windowed: rule.windowed.clone(),
+            warnings: warnings
+                .iter()
+                .filter(|w| w.rule.as_deref() == Some(&rule.name))
+                .cloned()
+                .collect(),
+        })
+        .collect())
+}
+
 fn serve(args: ServeArgs) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRIPLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -412,7 +507,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let workers = workers(args.workers)?;
     let runtime = runtime(args.detector.component.as_deref(), limits, !args.detector.no_cache)?;
     let sources = read_sources(&args.detector.rules)?;
-    let lists = read_lists(&args.detector.lists)?;
+    let lists = read_lists(&args.detector.lists, &args.detector.tables)?;
     let mut detectors = Vec::with_capacity(workers);
     for _ in 0..workers {
         let mut detector = runtime.instantiate()?;

@@ -250,6 +250,13 @@ impl Lexer<'_, '_> {
                 self.pos + self.text[self.pos..].bytes().take_while(|&b| is_word_byte(b)).count();
             let found = &self.text[start..end];
             self.pos = end;
+            // SecOps takes rule names that start with a digit, and Google's
+            // own published rules use them (`rule 1_03_excessive_logins`).
+            if self.tokens.last().is_some_and(|t| t.tok.is_word("rule")) {
+                let name = found.to_string();
+                self.push(Tok::Word(name), start);
+                return;
+            }
             self.error(Code::BadNumber, start, end, format!("expected a number, found `{found}`"));
             self.push(Tok::Int(0), start);
             return;

@@ -332,6 +332,12 @@ impl Parser<'_, '_> {
             if !self.eat(&Tok::Comma) {
                 break;
             }
+            // A comma after the last placeholder (`$user, $host, over 5m`)
+            // is a slip that a published Google rule makes; it changes
+            // nothing.
+            if self.peek().is_word("over") || self.peek().is_word("by") {
+                break;
+            }
         }
         // `over` for a hop or sliding window; `by` as SecOps' newer syntax
         // writes a tumbling one.
@@ -436,6 +442,11 @@ impl Parser<'_, '_> {
             _ => return Ok(lhs),
         };
         self.bump();
+        if matches!(self.peek(), Tok::List(_)) && matches!(op, CmpOp::Eq | CmpOp::Ne) {
+            // `$e.f = %table.column` joins the event with a data table: the
+            // field must equal a value of the column.
+            return self.list_operand(lhs, ListKind::Plain, op == CmpOp::Ne);
+        }
         let rhs = self.value_expr()?;
         let nocase = self.eat_word("nocase");
         let span = lhs.span().to(self.prev_span());
@@ -451,6 +462,11 @@ impl Parser<'_, '_> {
         } else {
             ListKind::Plain
         };
+        self.list_operand(value, kind, negated)
+    }
+
+    /// `%list` or `%table.column`, tested against `value`.
+    fn list_operand(&mut self, value: Expr, kind: ListKind, negated: bool) -> PResult<Expr> {
         let Tok::List(list) = self.peek().clone() else {
             return self.expected("a reference list such as `%allowlist`");
         };
