@@ -1236,7 +1236,7 @@ fn metrics_are_prometheus_text_and_count_what_was_sent() {
 
     // The whole fixture as NDJSON, then its objects as a Fluent Bit array.
     let events = fixture();
-    let (_, ndjson_summary) = run_on(&events);
+    let (events_tagged, ndjson_summary) = run_on(&events);
     let (objects, tagged) = tagged_objects();
     let (_, objects_summary) = run_on(objects);
     let requests = [
@@ -1247,6 +1247,12 @@ fn metrics_are_prometheus_text_and_count_what_was_sent() {
         let reply = rt.block_on(exchange(&client, request)).unwrap();
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     }
+
+    // The bad lines of the fixture went on unchanged with the rest.
+    let received = downstream.received();
+    assert_eq!(received.len(), 2);
+    assert!(received[0].body == ndjson(&events_tagged), "the NDJSON batch differs");
+    assert!(received[1].body == Shape::FluentBitJson.encode(tagged), "the array differs");
 
     let metrics = serve.metrics(&rt, &client);
     let n = (events.len() + objects.len()) as f64;
