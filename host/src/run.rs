@@ -359,7 +359,7 @@ fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, limit: usize) -> io::R
         if available.is_empty() {
             return Ok(if taken == 0 { LineRead::Eof } else { LineRead::Line });
         }
-        let newline = available.iter().position(|&b| b == b'\n');
+        let newline = memchr::memchr(b'\n', available);
         let want = newline.map_or(available.len(), |i| i + 1);
         // The newline itself does not count against the limit.
         let body = newline.map_or(want, |i| i);
@@ -386,7 +386,7 @@ fn copy_rest_of_line(reader: &mut dyn BufRead, mut out: Option<&mut dyn Write>) 
         if available.is_empty() {
             return Ok(());
         }
-        let newline = available.iter().position(|&b| b == b'\n');
+        let newline = memchr::memchr(b'\n', available);
         let body = newline.unwrap_or(available.len());
         if let Some(out) = out.as_deref_mut() {
             out.write_all(&available[..body])?;
