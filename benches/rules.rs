@@ -2,8 +2,9 @@
 //! of the kinds detection teams write (equality chains, regexes with
 //! `nocase`, placeholders, map keys, functions, outcomes), over the same
 //! generated CloudTrail events, in the engine natively and in the detector
-//! component called once per batch of 256. Prints the time per event and
-//! per rule-event.
+//! component called once per batch of 256, and natively with the
+//! prefilter turned off (`unfiltered`), to show what it saves. Prints the
+//! time per event and per rule-event.
 //!
 //! Run with `cargo bench -p tripline-benches --bench rules`.
 
@@ -133,14 +134,23 @@ fn main() {
             .sum();
         assert_eq!(hits, native_hits, "native and component verdicts differ");
 
-        group.bench_function(format!("native/{count}"), |b| {
+        group.bench_function(format!("native_{count}"), |b| {
             b.iter(|| {
                 let mut n = 0usize;
                 engine.evaluate_batch(&events, &mut scratch, |r| n += r.map_or(0, |m| m.len()));
                 n
             })
         });
-        group.bench_function(format!("component/{count}"), |b| {
+        let mut unfiltered = Engine::load(&[Source { name: "generated", text: &text }]).unwrap();
+        unfiltered.set_prefilter(false);
+        group.bench_function(format!("unfiltered_{count}"), |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                unfiltered.evaluate_batch(&events, &mut scratch, |r| n += r.map_or(0, |m| m.len()));
+                n
+            })
+        });
+        group.bench_function(format!("component_{count}"), |b| {
             b.iter(|| {
                 let mut n = 0usize;
                 for batch in &batches {
@@ -154,9 +164,9 @@ fn main() {
     c.final_summary();
 
     println!("\n{EVENTS} CloudTrail events; time per event, and per rule and event:");
-    for path in ["native", "component"] {
+    for path in ["native", "unfiltered", "component"] {
         for count in COUNTS {
-            let Some(ns) = mean_ns(&out_dir, &format!("rules/{path}/{count}")) else { continue };
+            let Some(ns) = mean_ns(&out_dir, &format!("rules/{path}_{count}")) else { continue };
             let per_event = ns / EVENTS as f64;
             let per_rule = per_event / count as f64;
             println!(

@@ -23,6 +23,7 @@ pub mod diag;
 pub mod eval;
 pub mod func;
 pub mod lists;
+pub mod prefilter;
 pub mod re2;
 pub mod reader;
 pub mod source;
@@ -86,6 +87,7 @@ pub struct Match {
 #[derive(Debug)]
 pub struct Engine {
     rules: Vec<Rule>,
+    prefilter: prefilter::Prefilter,
     reader: Reader,
     fields: FieldTable,
     warnings: Vec<LoadError>,
@@ -95,6 +97,8 @@ pub struct Engine {
 /// time.
 pub struct Scratch {
     captures: Captures,
+    /// The prefilter's anchors that hold for the event, one bit each.
+    held: Vec<u64>,
     now: i64,
 }
 
@@ -182,7 +186,16 @@ impl Engine {
             return Err(errors);
         }
         let reader = Reader::new(fields.names());
-        Ok(Engine { rules, reader, fields, warnings })
+        let prefilter = prefilter::Prefilter::new(&rules);
+        Ok(Engine { rules, prefilter, reader, fields, warnings })
+    }
+
+    /// Turns the prefilter off, or back on: rules are then evaluated on
+    /// every event. Verdicts never change; this is for tests that show
+    /// so and benchmarks that measure what the prefilter saves.
+    pub fn set_prefilter(&mut self, on: bool) {
+        self.prefilter =
+            if on { prefilter::Prefilter::new(&self.rules) } else { Default::default() };
     }
 
     /// The warnings of every loaded rule, in source order.
@@ -201,7 +214,7 @@ impl Engine {
     }
 
     pub fn scratch(&self) -> Scratch {
-        Scratch { captures: self.reader.scratch(), now: 0 }
+        Scratch { captures: self.reader.scratch(), held: Vec::new(), now: 0 }
     }
 
     /// Evaluates one event (one line, without its newline) and appends the
@@ -220,7 +233,14 @@ impl Engine {
             JsonErrorKind::TooDeep => EventError::TooDeep,
             _ => EventError::Malformed(e),
         })?;
+        let gated = self.prefilter.is_active();
+        if gated {
+            self.prefilter.mark(&event, &mut scratch.held);
+        }
         for (index, rule) in self.rules.iter().enumerate() {
+            if gated && !self.prefilter.may_match(index, &scratch.held) {
+                continue;
+            }
             if let Some(hit) = rule.plan.evaluate(&event, scratch.now) {
                 let (variables, outcomes) = (hit.variables, hit.outcomes);
                 out.push(Match { rule: index as u32, variables, outcomes });

@@ -18,7 +18,7 @@ use regex::{Regex, RegexBuilder};
 
 /// The most a compiled regex may take, in bytes. It bounds guest memory;
 /// real detection patterns need a few kilobytes.
-const SIZE_LIMIT: usize = 4 << 20;
+pub(crate) const SIZE_LIMIT: usize = 4 << 20;
 
 /// Why a pattern was refused: the character offset in the pattern, when
 /// one place is at fault, and what was wrong.
@@ -29,16 +29,18 @@ pub struct PatternError {
 }
 
 /// Compiles an RE2 pattern, unanchored, case-insensitive with `nocase`.
+/// The flag is written into the pattern, as `(?i:...)`, so that the
+/// compiled regex's [`Regex::as_str`] means the same on its own: the
+/// prefilter joins those into one set.
 pub fn compile(pattern: &str, nocase: bool) -> Result<Regex, PatternError> {
     let translated = translate(pattern)?;
-    RegexBuilder::new(&translated).case_insensitive(nocase).size_limit(SIZE_LIMIT).build().map_err(
-        |err| {
-            let text = err.to_string();
-            let last = text.lines().last().unwrap_or("").trim();
-            let detail = last.strip_prefix("error: ").unwrap_or(last).to_string();
-            PatternError { offset: None, message: detail }
-        },
-    )
+    let source = if nocase { format!("(?i:{translated})") } else { translated };
+    RegexBuilder::new(&source).size_limit(SIZE_LIMIT).build().map_err(|err| {
+        let text = err.to_string();
+        let last = text.lines().last().unwrap_or("").trim();
+        let detail = last.strip_prefix("error: ").unwrap_or(last).to_string();
+        PatternError { offset: None, message: detail }
+    })
 }
 
 /// Rewrites an RE2 pattern into one the `regex` crate reads the same way.

@@ -189,6 +189,12 @@ fn run_case(case: &Case) -> Result<usize, Vec<String>> {
         }
     }
 
+    // The same rules evaluated on every event: the prefilter must not
+    // change a verdict.
+    let mut unfiltered = Engine::load_with_lists(&sources, &lists(case)).expect("loaded above");
+    unfiltered.set_prefilter(false);
+    let mut unfiltered_matches: Vec<Match> = Vec::new();
+
     let mut scratch = engine.scratch();
     scratch.set_now(NOW);
     let mut matches: Vec<Match> = Vec::new();
@@ -202,6 +208,11 @@ fn run_case(case: &Case) -> Result<usize, Vec<String>> {
         if let Err(e) = engine.evaluate(event.as_bytes(), &mut scratch, &mut matches) {
             problems.push(format!("{at}: expected a valid event, found error: {e}\n  {event}"));
             continue;
+        }
+        unfiltered_matches.clear();
+        let _ = unfiltered.evaluate(event.as_bytes(), &mut scratch, &mut unfiltered_matches);
+        if unfiltered_matches != matches {
+            problems.push(format!("{at}: the prefilter changed the verdict\n  {event}"));
         }
         let got: Vec<String> =
             matches.iter().map(|m| engine.rules()[m.rule as usize].name.clone()).collect();
