@@ -105,9 +105,13 @@ impl fmt::Display for JsonError {
 
 /// Scans `line` as one JSON object and records into `out` the values at the
 /// paths of `trie`.
-pub fn scan(line: &str, trie: &PathTrie, out: &mut Captures) -> Result<(), JsonError> {
+///
+/// It also checks the line as UTF-8, so that a line it accepts is valid
+/// UTF-8 throughout: outside strings the grammar admits only ASCII, and
+/// inside them every other byte must belong to a well-formed sequence.
+pub fn scan(line: &[u8], trie: &PathTrie, out: &mut Captures) -> Result<(), JsonError> {
     out.clear();
-    let mut sc = Scanner { b: line.as_bytes(), pos: 0, trie, out };
+    let mut sc = Scanner { b: line, pos: 0, trie, out };
     sc.ws();
     if sc.peek() != Some(b'{') {
         // Tell "valid JSON, wrong type" apart from "not JSON at all".
@@ -133,7 +137,11 @@ struct Scanner<'a, 'o> {
     out: &'o mut Captures,
 }
 
+// The small steps below are forced inline: inside wasm each call also
+// saves registers and checks the epoch deadline, which on a 15-byte string
+// costs more than scanning it.
 impl Scanner<'_, '_> {
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
     }
@@ -146,7 +154,17 @@ impl Scanner<'_, '_> {
         JsonError { offset: self.pos as u32, kind }
     }
 
+    /// Skips whitespace. Compact JSON, what collectors send, has none, so
+    /// the loop is kept out of line.
+    #[inline(always)]
     fn ws(&mut self) {
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.ws_run();
+        }
+    }
+
+    #[inline(never)]
+    fn ws_run(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
         }
@@ -312,8 +330,21 @@ impl Scanner<'_, '_> {
 
     /// Skips a string starting at its `"`, checking escapes and control
     /// characters. Returns whether it held any escape.
+    #[inline(always)]
     fn skip_string(&mut self) -> Result<bool, JsonError> {
         self.pos += 1;
+        self.pos += plain_len(&self.b[self.pos..]);
+        if self.peek() == Some(b'"') {
+            self.pos += 1;
+            return Ok(false);
+        }
+        self.string_rest()
+    }
+
+    /// The rest of a string that is not plain to its end: escapes,
+    /// characters outside ASCII, or an error.
+    #[inline(never)]
+    fn string_rest(&mut self) -> Result<bool, JsonError> {
         let mut escaped = false;
         loop {
             self.pos += plain_len(&self.b[self.pos..]);
@@ -326,6 +357,10 @@ impl Scanner<'_, '_> {
                     escaped = true;
                     self.escape()?;
                 }
+                Some(0x80..) => match utf8_sequence(&self.b[self.pos..]) {
+                    Some(len) => self.pos += len,
+                    None => return Err(self.err_kind(JsonErrorKind::Utf8)),
+                },
                 Some(_) => return Err(self.err("a control character to be escaped")),
                 None => return Err(self.err("`\"` to close the string")),
             }
@@ -372,19 +407,25 @@ impl Scanner<'_, '_> {
 
     /// A number, `true`, `false` or `null`.
     fn scalar(&mut self) -> Result<Kind, JsonError> {
-        let rest = &self.b[self.pos..];
-        for (word, kind) in
-            [(&b"true"[..], Kind::Bool), (b"false", Kind::Bool), (b"null", Kind::Container)]
-        {
-            if rest.starts_with(word) {
-                self.pos += word.len();
-                // `null` reads as a missing value: it is recorded as a
-                // container, which no comparison sees.
-                return Ok(kind);
+        // `null` reads as a missing value: it is recorded as a container,
+        // which no comparison sees.
+        let (word, kind): (&[u8; 4], Kind) = match self.peek() {
+            Some(b't') => (b"true", Kind::Bool),
+            Some(b'f') => (b"alse", Kind::Bool),
+            Some(b'n') => (b"null", Kind::Container),
+            _ => {
+                self.number()?;
+                return Ok(Kind::Number);
             }
+        };
+        // Four bytes compared as one integer (`false` after its `f`).
+        let at = self.pos + usize::from(word[0] == b'a');
+        let found = self.b.get(at..at + 4).map(|w| u32::from_le_bytes(w.try_into().expect("4")));
+        if found != Some(u32::from_le_bytes(*word)) {
+            return Err(self.err("a value"));
         }
-        self.number()?;
-        Ok(Kind::Number)
+        self.pos = at + 4;
+        Ok(kind)
     }
 
     fn number(&mut self) -> Result<(), JsonError> {
@@ -424,17 +465,18 @@ impl Scanner<'_, '_> {
 }
 
 /// How many bytes at the start of `b` a string can hold as they are: up to
-/// the first `"`, `\\` or control character. Most of an event's bytes are
+/// the first `"`, `\\`, control character or byte outside ASCII (which
+/// [`utf8_sequence`] then checks). Most of an event's bytes are
 /// inside strings, so this is the reader's hot path. It tests sixteen bytes
 /// per step with SIMD where the target has it (SSE2 on x86_64, simd128 in
 /// wasm), and eight per step with word arithmetic otherwise and for the
 /// tail. Fewer steps matter twice inside wasm, where each loop iteration
 /// also checks the epoch deadline.
-#[inline]
+#[inline(always)]
 fn plain_len(b: &[u8]) -> usize {
     let i = simd::plain_prefix(b);
     match b.get(i) {
-        Some(&c) if c == b'"' || c == b'\\' || c < 0x20 => i,
+        Some(&c) if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) => i,
         _ => i + plain_len_words(&b[i..]),
     }
 }
@@ -451,13 +493,14 @@ fn plain_len_words(b: &[u8]) -> usize {
         let w = u64::from_le_bytes(chunk.try_into().expect("the slice is 8 bytes"));
         let hits = below(w ^ (ONES * b'"' as u64), 1)
             | below(w ^ (ONES * b'\\' as u64), 1)
-            | below(w, 0x20);
+            | below(w, 0x20)
+            | w & HIGH;
         if hits != 0 {
             return i + (hits.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    i + b[i..].iter().take_while(|&&c| c != b'"' && c != b'\\' && c >= 0x20).count()
+    i + b[i..].iter().take_while(|&&c| c != b'"' && c != b'\\' && (0x20..0x80).contains(&c)).count()
 }
 
 /// Sixteen bytes per step. `plain_prefix(b)` is [`plain_len`] when a
@@ -465,7 +508,7 @@ fn plain_len_words(b: &[u8]) -> usize {
 /// stops short, at a multiple of 16, and leaves the rest to the word loop.
 mod simd {
     #[cfg(target_arch = "x86_64")]
-    #[inline]
+    #[inline(always)]
     pub fn plain_prefix(b: &[u8]) -> usize {
         use std::arch::x86_64::*;
         let mut i = 0;
@@ -476,10 +519,11 @@ mod simd {
                 let v = _mm_loadu_si128(b.as_ptr().add(i).cast());
                 let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
                 let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-                // Unsigned `v < 0x20` is `max(v, 0x1f) == 0x1f`.
-                let low = _mm_set1_epi8(0x1f);
-                let control = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
-                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+                // Bytes outside 0x20..0x80 are those at or past 0x60 once
+                // 0x20 is taken off, wrapping: `max(w, 0x60) == w`.
+                let w = _mm_sub_epi8(v, _mm_set1_epi8(0x20));
+                let outside = _mm_cmpeq_epi8(_mm_max_epu8(w, _mm_set1_epi8(0x60)), w);
+                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), outside))
             };
             if special != 0 {
                 return i + special.trailing_zeros() as usize;
@@ -490,7 +534,7 @@ mod simd {
     }
 
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    #[inline]
+    #[inline(always)]
     pub fn plain_prefix(b: &[u8]) -> usize {
         use std::arch::wasm32::*;
         let mut i = 0;
@@ -498,9 +542,12 @@ mod simd {
             // SAFETY: wasm loads need no alignment, and `i + 16 <= b.len()`
             // keeps the 16-byte load inside `b`.
             let v = unsafe { v128_load(b.as_ptr().add(i).cast()) };
+            // Bytes outside 0x20..0x80 are those at or past 0x60 once 0x20
+            // is taken off, wrapping.
+            let outside = u8x16_ge(u8x16_sub(v, u8x16_splat(0x20)), u8x16_splat(0x60));
             let special = v128_or(
                 v128_or(u8x16_eq(v, u8x16_splat(b'"')), u8x16_eq(v, u8x16_splat(b'\\'))),
-                u8x16_lt(v, u8x16_splat(0x20)),
+                outside,
             );
             let mask = u8x16_bitmask(special);
             if mask != 0 {
@@ -518,6 +565,24 @@ mod simd {
     #[inline]
     pub fn plain_prefix(_: &[u8]) -> usize {
         0
+    }
+}
+
+/// The length of the UTF-8 sequence at the start of `b`, whose first byte is
+/// outside ASCII, if it is well formed: no overlong form, no surrogate,
+/// nothing past U+10FFFF (the Unicode standard's table 3-7).
+fn utf8_sequence(b: &[u8]) -> Option<usize> {
+    let at = |i: usize, lo: u8, hi: u8| b.get(i).filter(|&&x| (lo..=hi).contains(&x)).map(|_| ());
+    let tail = |i: usize| at(i, 0x80, 0xbf);
+    match *b.first()? {
+        0xc2..=0xdf => tail(1).map(|_| 2),
+        0xe0 => at(1, 0xa0, 0xbf).and(tail(2)).map(|_| 3),
+        0xe1..=0xec | 0xee..=0xef => tail(1).and(tail(2)).map(|_| 3),
+        0xed => at(1, 0x80, 0x9f).and(tail(2)).map(|_| 3),
+        0xf0 => at(1, 0x90, 0xbf).and(tail(2)).and(tail(3)).map(|_| 4),
+        0xf1..=0xf3 => tail(1).and(tail(2)).and(tail(3)).map(|_| 4),
+        0xf4 => at(1, 0x80, 0x8f).and(tail(2)).and(tail(3)).map(|_| 4),
+        _ => None,
     }
 }
 
@@ -586,7 +651,7 @@ mod tests {
     fn values(line: &str, paths: &[&[&str]]) -> Result<Vec<Vec<String>>, JsonError> {
         let t = trie(paths);
         let mut caps = Captures::new(t.slot_count());
-        scan(line, &t, &mut caps)?;
+        scan(line.as_bytes(), &t, &mut caps)?;
         Ok((0..paths.len() as u16)
             .map(|s| {
                 caps.get(s)
@@ -644,10 +709,10 @@ mod tests {
 
     #[test]
     fn plain_len_stops_at_the_first_special_byte() {
-        let specials = [b'"', b'\\', 0x00, 0x1f, b'\n'];
+        let specials = [b'"', b'\\', 0x00, 0x1f, b'\n', 0x80, 0xc3, 0xff];
         for len in 0..40 {
             for &special in &specials {
-                for filler in [b'a', 0x20, 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']'] {
+                for filler in [b'a', 0x20, 0x7f, b'!', b'#', b'[', b']'] {
                     let mut bytes = vec![filler; len];
                     assert_eq!(plain_len(&bytes), len);
                     assert_eq!(plain_len_words(&bytes), len);
@@ -693,5 +758,46 @@ mod tests {
             let theirs = serde_json::from_str::<serde_json::Value>(s).is_ok();
             assert_eq!(ours, theirs, "{s}");
         }
+    }
+
+    #[test]
+    fn strings_are_checked_as_utf8_like_the_standard_library() {
+        // Every sequence of up to three bytes from the edges of UTF-8's
+        // ranges, alone and after 15 ASCII bytes (so that it straddles the
+        // SIMD block), inside a string, and its first byte outside one.
+        let edges = [
+            0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1,
+            0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff,
+        ];
+        let t = trie(&[&["a"]]);
+        let mut caps = Captures::new(t.slot_count());
+        let mut seqs: Vec<Vec<u8>> = edges.iter().map(|&a| vec![a]).collect();
+        for &a in &edges[2..] {
+            for &b in &edges {
+                seqs.push(vec![a, b]);
+                for &c in &[0x41, 0x80, 0xbf, 0xc0] {
+                    seqs.push(vec![a, b, c]);
+                    seqs.push(vec![a, b, c, 0x80]);
+                }
+            }
+        }
+        for seq in &seqs {
+            for pad in [0, 15] {
+                let mut line = br#"{"a":""#.to_vec();
+                line.extend(std::iter::repeat_n(b'x', pad));
+                line.extend_from_slice(seq);
+                line.extend_from_slice(br#""}"#);
+                let ours = scan(&line, &t, &mut caps);
+                let std_ok = std::str::from_utf8(&line).is_ok();
+                assert_eq!(ours.is_ok(), std_ok, "{seq:x?} after {pad} bytes: {ours:?}");
+                if let Err(e) = ours {
+                    assert_eq!(e.kind, JsonErrorKind::Utf8, "{seq:x?}");
+                    let valid = std::str::from_utf8(&line).unwrap_err().valid_up_to();
+                    assert_eq!(e.offset as usize, valid, "{seq:x?} after {pad} bytes");
+                }
+            }
+        }
+        // Outside a string, a byte past ASCII is simply not JSON.
+        assert!(scan(b"{\"a\":\xc3\xa9}", &t, &mut caps).is_err());
     }
 }

@@ -45,14 +45,22 @@ impl Child {
         self.len == len && self.print == print && (len <= 8 || self.rest_is(key))
     }
 
-    /// Whether the bytes after the fingerprint's eight match. Keys of up
-    /// to sixteen bytes, most of those that get this far, compare as one
-    /// more integer: their last eight bytes.
+    /// Whether the bytes after the fingerprint's eight match, compared
+    /// eight at a time as integers, the last eight overlapping the others:
+    /// a slice comparison would call `memcmp`, a byte loop inside wasm.
     #[inline]
     fn rest_is(&self, key: &[u8]) -> bool {
         let n = key.len();
-        let last = |k: &[u8]| u64::from_le_bytes(k[n - 8..].try_into().expect("8 bytes"));
-        last(&self.key) == last(key) && (n <= 16 || self.key[8..n - 8] == key[8..n - 8])
+        let word =
+            |k: &[u8], i: usize| u64::from_le_bytes(k[i..i + 8].try_into().expect("8 bytes"));
+        let mut i = 8;
+        while i + 8 < n {
+            if word(&self.key, i) != word(key, i) {
+                return false;
+            }
+            i += 8;
+        }
+        word(&self.key, n - 8) == word(key, n - 8)
     }
 }
 
@@ -124,13 +132,19 @@ impl PathTrie {
         next
     }
 
-    /// The child of `node` under `key`.
-    #[inline]
+    /// The child of `node` under `key`. Inlined into the scanner, which
+    /// calls it for every key it follows.
+    #[inline(always)]
     pub fn child(&self, node: u32, key: &[u8]) -> Option<u32> {
         let node = &self.nodes[node as usize];
         let (len, print) = (key.len(), fingerprint(key));
         if node.index.is_empty() {
-            return node.children.iter().find(|c| c.is(len, print, key)).map(|c| c.node);
+            for child in &node.children {
+                if child.is(len, print, key) {
+                    return Some(child.node);
+                }
+            }
+            return None;
         }
         let mask = node.index.len() - 1;
         let mut bucket = slot_of(len, print, mask);
