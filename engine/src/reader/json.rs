@@ -122,7 +122,7 @@ pub fn scan(line: &[u8], trie: &PathTrie, out: &mut Captures) -> Result<(), Json
             Some(_) => sc.err("the end of the event"),
         });
     }
-    sc.object(Some(ROOT), 0)?;
+    sc.object(ROOT, 0)?;
     sc.ws();
     match sc.peek() {
         None => Ok(()),
@@ -184,8 +184,11 @@ impl Scanner<'_, '_> {
             Some(b'{') => {
                 let object = Capture { start, end: start, in_arena: false, kind: Kind::Object };
                 self.record(Some(node), object);
-                let inner = self.trie.has_children(node).then_some(node);
-                self.object(inner, depth)
+                if self.trie.has_children(node) {
+                    self.object(node, depth)
+                } else {
+                    self.skip_value(depth)
+                }
             }
             Some(b'[') => {
                 self.record(Some(node), container(start));
@@ -205,17 +208,90 @@ impl Scanner<'_, '_> {
         }
     }
 
+    /// Skips a value that no rule reads, checking it all the same, at
+    /// nesting `depth`. Objects and arrays are walked in one loop rather
+    /// than with a call per value, their nesting kept as one bit per level
+    /// (set for an object): inside wasm, calls are what skipping costs.
     fn skip_value(&mut self, depth: u32) -> Result<(), JsonError> {
-        match self.peek() {
-            Some(b'{') => self.object(None, depth),
-            Some(b'[') => self.skip_array(depth),
-            Some(b'"') => self.skip_string().map(|_| ()),
-            _ => self.scalar().map(|_| ()),
+        let mut objects: u128 = 0;
+        let mut levels = 0;
+        loop {
+            // A value starts here.
+            match self.peek() {
+                Some(open @ (b'{' | b'[')) => {
+                    if depth + levels >= MAX_DEPTH {
+                        return Err(self.err_kind(JsonErrorKind::TooDeep));
+                    }
+                    let object = open == b'{';
+                    objects = objects << 1 | u128::from(object);
+                    levels += 1;
+                    self.pos += 1;
+                    self.ws();
+                    let empty = self.peek() == Some(if object { b'}' } else { b']' });
+                    if !empty {
+                        if object {
+                            self.skip_key()?;
+                        }
+                        continue;
+                    }
+                    self.pos += 1;
+                    objects >>= 1;
+                    levels -= 1;
+                }
+                Some(b'"') => {
+                    self.skip_string()?;
+                }
+                _ => {
+                    self.scalar()?;
+                }
+            }
+            // After a value: close what ends here, then go on to the next
+            // member or element.
+            loop {
+                if levels == 0 {
+                    return Ok(());
+                }
+                self.ws();
+                let object = objects & 1 == 1;
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        self.ws();
+                        if object {
+                            self.skip_key()?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if object => {}
+                    Some(b']') if !object => {}
+                    _ if object => return Err(self.err("`,` or `}` after a member")),
+                    _ => return Err(self.err("`,` or `]` after an array element")),
+                }
+                self.pos += 1;
+                objects >>= 1;
+                levels -= 1;
+            }
         }
     }
 
-    /// An object whose keys are looked up under `node`, or skipped (`None`).
-    fn object(&mut self, node: Option<u32>, depth: u32) -> Result<(), JsonError> {
+    /// A key no rule reads and the `:` after it, with the whitespace
+    /// around.
+    fn skip_key(&mut self) -> Result<(), JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("`\"` to start a key"));
+        }
+        self.skip_string()?;
+        self.ws();
+        if self.peek() != Some(b':') {
+            return Err(self.err("`:` after the key"));
+        }
+        self.pos += 1;
+        self.ws();
+        Ok(())
+    }
+
+    /// An object whose keys are looked up under trie node `node`.
+    fn object(&mut self, node: u32, depth: u32) -> Result<(), JsonError> {
         let depth = self.descend(depth)?;
         self.pos += 1; // `{`
         self.ws();
@@ -227,13 +303,7 @@ impl Scanner<'_, '_> {
             if self.peek() != Some(b'"') {
                 return Err(self.err("`\"` to start a key"));
             }
-            let child = match node {
-                Some(node) => self.key_child(node)?,
-                None => {
-                    self.skip_string()?;
-                    None
-                }
-            };
+            let child = self.key_child(node)?;
             self.ws();
             if self.peek() != Some(b':') {
                 return Err(self.err("`:` after the key"));
@@ -281,31 +351,6 @@ impl Scanner<'_, '_> {
         }
         loop {
             self.value(Some(node), depth)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.err("`,` or `]` after an array element")),
-            }
-        }
-    }
-
-    fn skip_array(&mut self, depth: u32) -> Result<(), JsonError> {
-        let depth = self.descend(depth)?;
-        self.pos += 1;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            self.skip_value(depth)?;
             self.ws();
             match self.peek() {
                 Some(b',') => {
@@ -702,8 +747,11 @@ mod tests {
             ("{\"a\":\"\t\"}", 6),
         ];
         for &(line, offset) in cases {
-            let err = values(line, &[&["a"]]).unwrap_err();
-            assert_eq!(err.offset, offset, "{line}: {err}");
+            // Read where `a` is wanted, skipped where nothing is.
+            for wanted in [&[&["a"][..]][..], &[&["z"]]] {
+                let err = values(line, wanted).unwrap_err();
+                assert_eq!(err.offset, offset, "{line} wanting {wanted:?}: {err}");
+            }
         }
     }
 
@@ -738,6 +786,20 @@ mod tests {
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
         assert_eq!(values(&deep, &[]).unwrap_err().kind, JsonErrorKind::TooDeep);
         assert_eq!(values(&deep, &[&["a"]]).unwrap_err().kind, JsonErrorKind::TooDeep);
+        // The root object is one level; the limit itself still reads.
+        let limit = MAX_DEPTH as usize - 1;
+        let nested = |open: &str, close: &str| {
+            format!("{{\"a\":{}1{}}}", open.repeat(limit), close.repeat(limit))
+        };
+        for wanted in [&[&["a"][..]][..], &[]] {
+            assert!(values(&nested("[", "]"), wanted).is_ok());
+            let objects = nested("{\"k\":", "}");
+            assert!(values(&objects, wanted).is_ok(), "{wanted:?}");
+            let over = format!("{{\"a\":[{}1{}]}}", "[".repeat(limit), "]".repeat(limit));
+            let err = values(&over, wanted).unwrap_err();
+            assert_eq!(err.kind, JsonErrorKind::TooDeep);
+            assert_eq!(err.offset as usize, 5 + limit, "{wanted:?}");
+        }
     }
 
     #[test]
