@@ -2,17 +2,25 @@
 //! diagnostics, never panic, and whatever loads must evaluate sample
 //! events without panicking either.
 //!
-//! Run from the repository root with a nightly toolchain:
+//! Run from the repository root. cargo-fuzz passes nightly compiler flags
+//! (`-Zsanitizer=address`, coverage instrumentation); `RUSTC_BOOTSTRAP=1`
+//! lets the stable compiler take them, address sanitizer included:
 //!
 //! ```sh
 //! cargo install cargo-fuzz
 //! mkdir -p fuzz/corpus/parse_rules
-//! cargo +nightly fuzz run parse_rules fuzz/corpus/parse_rules \
-//!     engine/tests/rules engine/tests/diagnostics -- -max_total_time=600
+//! cp engine/tests/rules/*.yaral engine/tests/diagnostics/*.yaral tests/check/*.yaral \
+//!     fuzz/corpus/parse_rules/
+//! RUSTC_BOOTSTRAP=1 cargo fuzz run parse_rules --target-dir target/fuzz \
+//!     fuzz/corpus/parse_rules -- -dict=fuzz/yaral.dict -max_total_time=1800
 //! ```
 //!
-//! The engine's rule and diagnostic tests seed the corpus; `engine/tests/rule_fuzz.rs`
-//! runs a deterministic generator over the same property on stable.
+//! `fuzz/yaral.dict` holds YARA-L keywords, operators, functions and UDM
+//! paths for libFuzzer to splice in. `fuzz/corpus` and `fuzz/artifacts`
+//! are git-ignored; crashes land in `fuzz/artifacts/parse_rules`, and
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz tmin parse_rules --target-dir target/fuzz <file>`
+//! minimizes one. `engine/tests/rule_fuzz.rs` runs a deterministic
+//! generator over the same property as a plain test.
 
 #![no_main]
 
