@@ -276,6 +276,7 @@ impl Scanner<'_, '_> {
 
     /// A key no rule reads and the `:` after it, with the whitespace
     /// around.
+    #[inline(always)]
     fn skip_key(&mut self) -> Result<(), JsonError> {
         if self.peek() != Some(b'"') {
             return Err(self.err("`\"` to start a key"));
