@@ -3,7 +3,8 @@
 //! and the engine inside the component called once per event and once per
 //! batch. A second rule set, one rule that reads one field and never
 //! matches, leaves only the cost of reading events, natively and in wasm.
-//! Prints events/s and the ratio to the plain filter.
+//! Then a sweep of the events per call, from 1 to 2048. Prints events/s
+//! and the ratio to the plain filter.
 //!
 //! Run with `cargo bench -p tripline-benches --bench component`. Set
 //! `TRIPLINE_BENCH_COMPONENT=path.wasm` to measure another build of the
@@ -22,6 +23,8 @@ use tripline_engine::{lines, Engine};
 const EVENTS: usize = 2048;
 /// Events per call in the batched case: the `tripline run` default.
 const BATCH: usize = 256;
+/// Events per call in the sweep that chose that default.
+const SWEEP: [usize; 7] = [1, 4, 16, 64, 256, 1024, 2048];
 
 const SCAN_ONLY: &str = r#"rule scan_only {
   events:
@@ -47,10 +50,7 @@ fn main() {
     let events = cloudtrail_events(EVENTS, 10);
     let event_lines: Vec<&[u8]> = lines(&events).collect();
     let avg = events.len() / EVENTS;
-    let batches: Vec<Vec<u8>> = event_lines
-        .chunks(BATCH)
-        .map(|chunk| chunk.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect())
-        .collect();
+    let batches = batched(&event_lines, BATCH);
 
     let wasm = component::engine().unwrap();
     let bytes = match std::env::var_os("TRIPLINE_BENCH_COMPONENT") {
@@ -100,6 +100,19 @@ fn main() {
         });
     }
     group.finish();
+
+    // The batch size: per-call costs shrink with it, while the buffers in
+    // and out, and the guest memory that holds them, grow.
+    let mut sweep = c.benchmark_group("batch_size");
+    sweep.throughput(Throughput::Elements(EVENTS as u64));
+    let mut detector = runtime.instantiate().unwrap();
+    let source = RuleSource { name: "t1059_009".into(), text: DEFAULT_RULE.into() };
+    detector.load_rules(&[source]).unwrap().unwrap();
+    for size in SWEEP {
+        let batches = batched(&event_lines, size);
+        sweep.bench_function(size.to_string(), |b| b.iter(|| tagged(&mut detector, &batches)));
+    }
+    sweep.finish();
     c.final_summary();
 
     println!("\n{EVENTS} CloudTrail events of {avg} bytes on average, 1 in 10 tagged:");
@@ -118,4 +131,20 @@ fn main() {
         let ratio = base.map_or(f64::NAN, |b| b / ns);
         println!("  {id:<32} {per_sec:>10.0} events/s  {ratio:>5.2} x plain filter");
     }
+    println!("\nThe component per call of N events (N x {avg} bytes):");
+    for size in SWEEP {
+        let Some(ns) = mean_ns(&out_dir, &format!("batch_size/{size}")) else { continue };
+        let per_sec = EVENTS as f64 / (ns * 1e-9);
+        let ratio = base.map_or(f64::NAN, |b| b / ns);
+        println!(
+            "  {size:>5} events per call  {per_sec:>10.0} events/s  {ratio:>5.2} x plain filter"
+        );
+    }
+}
+
+/// The events as NDJSON buffers of `size` lines each, one per call.
+fn batched(lines: &[&[u8]], size: usize) -> Vec<Vec<u8>> {
+    let joined =
+        |chunk: &[&[u8]]| chunk.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+    lines.chunks(size).map(joined).collect()
 }

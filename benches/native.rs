@@ -79,7 +79,8 @@ fn main() {
             let per_byte = ns / (count * avg) as f64;
             let ratio = base.map_or(f64::NAN, |b| b / ns);
             println!(
-                "  {avg:>6} B  {id:<13} {per_sec:>10.0} events/s  {per_byte:>5.2} ns/B  {ratio:>5.2} x"
+                "  {avg:>6} B  {id:<13} {per_sec:>10.0} events/s  \
+                 {per_byte:>5.2} ns/B  {ratio:>5.2} x"
             );
         }
     }

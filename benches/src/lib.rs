@@ -31,7 +31,10 @@ pub fn cloudtrail_events(count: usize, match_every: usize) -> Vec<u8> {
             "userIdentity": {
                 "type": "AssumedRole",
                 "principalId": format!("AROAEXAMPLE{:08X}:session-{i}", seed as u32),
-                "arn": format!("arn:aws:sts::111122223333:assumed-role/deploy-{}/session-{i}", seed % 17),
+                "arn": format!(
+                    "arn:aws:sts::111122223333:assumed-role/deploy-{}/session-{i}",
+                    seed % 17
+                ),
                 "accountId": "111122223333",
                 "accessKeyId": format!("ASIAEXAMPLE{:09}", seed % 1_000_000_000),
                 "sessionContext": {
@@ -42,7 +45,10 @@ pub fn cloudtrail_events(count: usize, match_every: usize) -> Vec<u8> {
                         "accountId": "111122223333",
                         "userName": format!("deploy-{}", seed % 17)
                     },
-                    "attributes": {"creationDate": "2026-11-30T08:00:00Z", "mfaAuthenticated": "false"}
+                    "attributes": {
+                        "creationDate": "2026-11-30T08:00:00Z",
+                        "mfaAuthenticated": "false"
+                    }
                 }
             },
             "eventTime": format!("2026-11-30T09:{:02}:{:02}Z", (i / 60) % 60, i % 60),
@@ -50,9 +56,17 @@ pub fn cloudtrail_events(count: usize, match_every: usize) -> Vec<u8> {
             "eventName": name,
             "awsRegion": "eu-west-1",
             "sourceIPAddress": ip,
-            "userAgent": "aws-cli/2.15.30 Python/3.11.8 Linux/6.1.0 exe/x86_64.debian.12 prompt/off command/iam",
+            "userAgent": concat!(
+                "aws-cli/2.15.30 Python/3.11.8 Linux/6.1.0 exe/x86_64.debian.12 ",
+                "prompt/off command/iam"
+            ),
             "requestParameters": {"userName": format!("svc-{}", seed % 101), "maxResults": 100},
-            "responseElements": {"credentials": {"accessKeyId": "ASIAEXAMPLERESPONSE", "expiration": "Nov 30, 2026, 10:00:00 AM"}},
+            "responseElements": {
+                "credentials": {
+                    "accessKeyId": "ASIAEXAMPLERESPONSE",
+                    "expiration": "Nov 30, 2026, 10:00:00 AM"
+                }
+            },
             "requestID": format!("{:016x}-req", seed),
             "eventID": format!("{:016x}-evt", seed.rotate_left(17)),
             "readOnly": false,
@@ -60,7 +74,11 @@ pub fn cloudtrail_events(count: usize, match_every: usize) -> Vec<u8> {
             "managementEvent": true,
             "recipientAccountId": "111122223333",
             "eventCategory": "Management",
-            "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256", "clientProvidedHostHeader": format!("{}", source)}
+            "tlsDetails": {
+                "tlsVersion": "TLSv1.3",
+                "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                "clientProvidedHostHeader": source
+            }
         });
         serde_json::to_writer(&mut out, &event).unwrap();
         out.push(b'\n');
