@@ -311,7 +311,20 @@ impl Scanner<'_, '_> {
             }
             self.pos += 1;
             self.ws();
-            self.value(child, depth)?;
+            match child {
+                Some(_) => self.value(child, depth)?,
+                // Most members no rule reads hold a string or a scalar:
+                // skipped here, without a call.
+                None => match self.peek() {
+                    Some(b'"') => {
+                        self.skip_string()?;
+                    }
+                    Some(b'{' | b'[') => self.skip_value(depth)?,
+                    _ => {
+                        self.scalar()?;
+                    }
+                },
+            }
             self.ws();
             match self.peek() {
                 Some(b',') => {
