@@ -170,20 +170,19 @@ impl Scanner<'_, '_> {
         }
     }
 
-    fn record(&mut self, node: Option<u32>, cap: Capture) {
-        if let Some(slot) = node.and_then(|n| self.trie.slot(n)) {
+    fn record(&mut self, node: u32, cap: Capture) {
+        if let Some(slot) = self.trie.slot(node) {
             self.out.slots[slot as usize].push(cap);
         }
     }
 
-    /// A value at trie node `node` (`None`: not wanted).
-    fn value(&mut self, node: Option<u32>, depth: u32) -> Result<(), JsonError> {
-        let Some(node) = node else { return self.skip_value(depth) };
+    /// A value at wanted trie node `node`.
+    fn value(&mut self, node: u32, depth: u32) -> Result<(), JsonError> {
         let start = self.pos as u32;
         match self.peek() {
             Some(b'{') => {
                 let object = Capture { start, end: start, in_arena: false, kind: Kind::Object };
-                self.record(Some(node), object);
+                self.record(node, object);
                 if self.trie.has_children(node) {
                     self.object(node, depth)
                 } else {
@@ -191,18 +190,18 @@ impl Scanner<'_, '_> {
                 }
             }
             Some(b'[') => {
-                self.record(Some(node), container(start));
+                self.record(node, container(start));
                 self.array(node, depth)
             }
             Some(b'"') => {
                 let cap = self.string_value()?;
-                self.record(Some(node), cap);
+                self.record(node, cap);
                 Ok(())
             }
             _ => {
                 let kind = self.scalar()?;
                 let cap = Capture { start, end: self.pos as u32, in_arena: false, kind };
-                self.record(Some(node), cap);
+                self.record(node, cap);
                 Ok(())
             }
         }
@@ -312,7 +311,7 @@ impl Scanner<'_, '_> {
             self.pos += 1;
             self.ws();
             match child {
-                Some(_) => self.value(child, depth)?,
+                Some(node) => self.value(node, depth)?,
                 // Most members no rule reads hold a string or a scalar:
                 // skipped here, without a call.
                 None => match self.peek() {
@@ -364,7 +363,7 @@ impl Scanner<'_, '_> {
             return Ok(());
         }
         loop {
-            self.value(Some(node), depth)?;
+            self.value(node, depth)?;
             self.ws();
             match self.peek() {
                 Some(b',') => {
