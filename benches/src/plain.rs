@@ -44,26 +44,44 @@ impl Default for PlainFilter {
     }
 }
 
+/// The default rule's action pattern, read from the rule file rather than
+/// copied, so that no filter built on it can drift from the rule.
+pub fn action_pattern() -> &'static str {
+    let line = DEFAULT_RULE.lines().find(|l| l.trim_start().starts_with("`(?i)"));
+    let pattern = line.expect("the default rule has a backtick pattern").trim();
+    pattern.trim_matches('`')
+}
+
+/// Filters NDJSON `events` into `out`, replacing what it held, one line at
+/// a time through `line`, which writes the line (tagged or not) and says
+/// whether it tagged it. Empty lines are dropped, as Vector's
+/// newline-delimited framing drops them. Returns how many were tagged.
+pub fn filter_lines(
+    events: &[u8],
+    out: &mut Vec<u8>,
+    mut line: impl FnMut(&[u8], &mut Vec<u8>) -> bool,
+) -> usize {
+    out.clear();
+    let mut tagged = 0;
+    for event in events.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if line(event, out) {
+            tagged += 1;
+        }
+        out.push(b'\n');
+    }
+    tagged
+}
+
 impl PlainFilter {
     /// The filter for the default rule's action pattern.
     pub fn new() -> PlainFilter {
-        let line = DEFAULT_RULE.lines().find(|l| l.trim_start().starts_with("`(?i)"));
-        let pattern = line.expect("the default rule has a backtick pattern").trim();
-        PlainFilter { re: Regex::new(pattern.trim_matches('`')).expect("the pattern compiles") }
+        PlainFilter { re: Regex::new(action_pattern()).expect("the pattern compiles") }
     }
 
     /// Filters NDJSON `events` into `out`, replacing what it held, and
     /// returns how many events it tagged.
     pub fn run(&self, events: &[u8], out: &mut Vec<u8>) -> usize {
-        out.clear();
-        let mut tagged = 0;
-        for line in events.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            if self.line(line, out) {
-                tagged += 1;
-            }
-            out.push(b'\n');
-        }
-        tagged
+        filter_lines(events, out, |line, out| self.line(line, out))
     }
 
     fn line(&self, line: &[u8], out: &mut Vec<u8>) -> bool {

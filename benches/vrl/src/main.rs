@@ -26,14 +26,6 @@ const RULE: &str = "cloud_api_abuse_t1059_009";
 
 const USAGE: &str = "usage: tripline-vrl-bench [--seconds N] EVENTS.ndjson";
 
-/// The default rule's action pattern, read from the rule file rather than
-/// copied, so that the two filters cannot drift apart.
-fn action_pattern() -> &'static str {
-    let line = plain::DEFAULT_RULE.lines().find(|l| l.trim_start().starts_with("`(?i)"));
-    let pattern = line.expect("the default rule has a backtick pattern").trim();
-    pattern.trim_matches('`')
-}
-
 /// The detection as a VRL program for a `remap` transform. Its value says
 /// whether it tagged the event; Vector ignores a program's value, so this
 /// costs the comparison nothing and lets the bench count tags without
@@ -43,7 +35,7 @@ fn action_pattern() -> &'static str {
 /// and the plain filter both take a record as CloudTrail only when the
 /// field is a string, and `exists` is also true of `null`.
 fn vrl_source() -> String {
-    let pattern = action_pattern();
+    let pattern = plain::action_pattern();
     // A raw VRL string has no escapes, so a quote would end it early.
     assert!(!pattern.contains('\''), "the pattern fits in a raw VRL string");
     format!(
@@ -93,17 +85,7 @@ impl VrlFilter {
     /// returns how many events it tagged; the same contract as
     /// `plain::PlainFilter::run`.
     fn run(&mut self, events: &[u8], out: &mut Vec<u8>) -> usize {
-        out.clear();
-        let mut tagged = 0;
-        // Vector's newline-delimited framing drops empty lines, as the plain
-        // filter does.
-        for line in events.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            if self.line(line, out) {
-                tagged += 1;
-            }
-            out.push(b'\n');
-        }
-        tagged
+        plain::filter_lines(events, out, |line, out| self.line(line, out))
     }
 
     fn line(&mut self, line: &[u8], out: &mut Vec<u8>) -> bool {
